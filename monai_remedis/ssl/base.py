@@ -1,0 +1,66 @@
+"""The contract every self-supervised strategy fulfils."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import torch
+import torch.nn as nn
+
+
+def view_key(index: int) -> str:
+    """Batch key of the ``index``-th augmented view (``view_0``, ``view_1``, ...)."""
+    return f"view_{index}"
+
+
+class SSLStrategy(nn.Module):
+    """Base class of self-supervised strategies.
+
+    A strategy wraps a backbone (the encoder that later stages transfer), declares how many augmented views
+    it needs per image, and turns a batch of views into a loss. Engines only call :meth:`training_step` and
+    :meth:`after_step`; everything method-specific lives in the subclass.
+
+    Subclasses set :attr:`num_views` and implement :meth:`forward`.
+
+    Args:
+        backbone: ``nn.Module`` mapping ``(B, C, *spatial)`` to ``(B, feature_dim)``.
+    """
+
+    num_views: ClassVar[int] = 2
+    """How many augmented views of each image the data pipeline must provide."""
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+
+    @property
+    def encoder(self) -> nn.Module:
+        """The network whose weights are transferred to fine-tuning."""
+        return self.backbone
+
+    def views(self, batch: Mapping[str, Any]) -> list[torch.Tensor]:
+        """Pick the views out of a collated batch (keys ``view_0`` ... ``view_{num_views-1}``)."""
+        try:
+            return [batch[view_key(i)] for i in range(self.num_views)]
+        except KeyError as exc:
+            raise KeyError(
+                f"{type(self).__name__} needs {self.num_views} views; batch has keys {sorted(batch)}. "
+                "Is the bundle's SSL transform producing view_0..view_N (monai_remedis.data.MultiViewd)?"
+            ) from exc
+
+    def forward(self, views: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Compute ``{"loss": scalar, ...logs}`` from a list of view tensors."""
+        raise NotImplementedError
+
+    def training_step(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        """Loss and logs for one batch; the default picks the views and calls :meth:`forward`."""
+        return self(self.views(batch))
+
+    @torch.no_grad()
+    def after_step(self, progress: float) -> None:
+        """Hook after each optimiser step (momentum/EMA updates); ``progress`` runs from 0 to 1 over training."""
+
+    def transferable_state_dict(self) -> dict[str, torch.Tensor]:
+        """State dict of :attr:`encoder`, the artefact the SSL stage hands to fine-tuning."""
+        return self.encoder.state_dict()
