@@ -38,4 +38,3 @@ def create_backbone(
     if weights:
         load_backbone_weights(model, weights)
     return model
-

@@ -60,9 +60,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
                 obj = nested
                 continue
         break
-    raise WeightsLoadError(
-        f"{path} holds no state dict (looked under top level and keys {', '.join(CONTAINER_KEYS)})."
-    )
+    raise WeightsLoadError(f"{path} holds no state dict (looked under top level and keys {', '.join(CONTAINER_KEYS)}).")
 
 
 def _match_prefixes(state: dict[str, torch.Tensor], target_keys: set[str]) -> dict[str, torch.Tensor]:
@@ -75,7 +73,7 @@ def _match_prefixes(state: dict[str, torch.Tensor], target_keys: set[str]) -> di
         for prefix in PREFIXES:
             if not any(k.startswith(prefix) for k in best):
                 continue
-            stripped = {k[len(prefix):]: v for k, v in best.items() if k.startswith(prefix)}
+            stripped = {k[len(prefix) :]: v for k, v in best.items() if k.startswith(prefix)}
             if len(target_keys & stripped.keys()) > overlap:
                 best, changed = stripped, True
                 break
@@ -141,8 +139,11 @@ def load_backbone_weights(model: nn.Module, path: str | Path, strict: bool = Tru
     state = _match_prefixes(read_state_dict(path), set(model_state))
     state = {k: v for k, v in state.items() if k in model_state}
     _adapt_channels(state, model_state)
-    bad = [f"{k}: file {tuple(v.shape)} vs model {tuple(model_state[k].shape)}"
-           for k, v in state.items() if v.shape != model_state[k].shape]
+    bad = [
+        f"{k}: file {tuple(v.shape)} vs model {tuple(model_state[k].shape)}"
+        for k, v in state.items()
+        if v.shape != model_state[k].shape
+    ]
     if bad:
         raise WeightsLoadError(f"{path}: shape mismatch for {len(bad)} tensors, e.g. {'; '.join(bad[:3])}.")
     missing = sorted(set(model_state) - set(state))

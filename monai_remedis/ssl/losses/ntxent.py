@@ -39,7 +39,9 @@ class NTXentLoss(nn.Module):
     def forward(self, z0: torch.Tensor, z1: torch.Tensor) -> torch.Tensor:
         """Loss for projections ``z0``, ``z1`` of shape ``(B, D)`` (two views of the same B images)."""
         if z0.shape != z1.shape or z0.ndim != 2:
-            raise ValueError(f"expected two (B, D) projections of equal shape, got {tuple(z0.shape)}, {tuple(z1.shape)}.")
+            raise ValueError(
+                f"expected two (B, D) projections of equal shape, got {tuple(z0.shape)}, {tuple(z1.shape)}."
+            )
         local = torch.cat([F.normalize(z0.float(), dim=1), F.normalize(z1.float(), dim=1)], dim=0)  # (2B, D)
         batch = z0.shape[0]
         if self.gather_distributed:

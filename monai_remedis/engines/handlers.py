@@ -1,0 +1,132 @@
+"""Handlers every stage attaches: atomic resumable checkpoints, LR schedule, stats, progress bar, history."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from ignite.engine import Engine, Events
+from ignite.handlers import Checkpoint, DiskSaver, ProgressBar
+from monai.handlers import CheckpointLoader, LrScheduleHandler, StatsHandler
+
+from monai_remedis.engines.runtime import atomic_write_json, is_main_process
+
+logger = logging.getLogger("monai_remedis")
+CHECKPOINT_DIR = "checkpoints"
+_CKPT_RE = re.compile(r"checkpoint_(\d+)\.pt$")
+
+
+def scalar_output(output: Any) -> dict[str, float]:
+    """The scalar entries of an engine output (``loss``, logs) as floats; image/pred tensors are dropped."""
+    if not isinstance(output, dict):
+        output = {"loss": output}
+    scalars = {}
+    for key, value in output.items():
+        if hasattr(value, "numel") and value.numel() == 1:
+            scalars[key] = float(value.detach() if hasattr(value, "detach") else value)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            scalars[key] = float(value)
+    return scalars
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The training checkpoint with the highest epoch in ``run_dir/checkpoints``, or None."""
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    found = [(int(m.group(1)), p) for p in folder.glob("checkpoint_*.pt") if (m := _CKPT_RE.search(p.name))]
+    return max(found)[1] if found else None
+
+
+class HistoryRecorder:
+    """Average every scalar of ``engine.state.output`` over each epoch and write ``history.json`` atomically.
+
+    Args:
+        path: output JSON file (rank 0 writes it).
+        initial: history loaded from an earlier, interrupted run, continued on resume.
+    """
+
+    def __init__(self, path: str | Path, initial: dict[str, list[float]] | None = None) -> None:
+        self.path = Path(path)
+        self.history: dict[str, list[float]] = defaultdict(list, initial or {})
+        self._sums: dict[str, float] = defaultdict(float)
+        self._count = 0
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._accumulate)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self._close_epoch)
+
+    def _accumulate(self, engine: Engine) -> None:
+        for key, value in scalar_output(engine.state.output).items():
+            self._sums[key] += value
+        self._count += 1
+
+    def _close_epoch(self, engine: Engine) -> None:
+        if self._count:
+            for k, total in self._sums.items():
+                self.history[k].append(total / self._count)
+        for k, value in scalar_output(engine.state.metrics).items():  # e.g. val_auc set by validation
+            self.history[k].append(value)
+        self.history["epoch"].append(engine.state.epoch)
+        self._sums.clear()
+        self._count = 0
+        if is_main_process():
+            atomic_write_json(dict(self.history), self.path)
+
+
+def attach_training_handlers(
+    engine: Engine,
+    run_dir: Path,
+    to_save: dict[str, Any],
+    lr_scheduler: Any | None = None,
+    resume: bool = False,
+    checkpoint_every: int = 1,
+    n_saved: int = 2,
+    log_every: int = 10,
+    progress_bar: bool = False,
+    history: HistoryRecorder | None = None,
+) -> Path | None:
+    """Attach the standard handlers to a training engine.
+
+    Args:
+        engine: the trainer.
+        run_dir: the stage's run directory; checkpoints go to ``run_dir/checkpoints``.
+        to_save: objects saved in (and restored from) each checkpoint, typically
+            ``{"network": ..., "optimizer": ..., "lr_scheduler": ..., "trainer": engine}``.
+        lr_scheduler: iteration-level scheduler stepped after every iteration.
+        resume: continue from the latest checkpoint in ``run_dir`` when one exists.
+        checkpoint_every: save every this many epochs (and at the end).
+        n_saved: how many checkpoints to keep.
+        log_every: log the iteration output every this many iterations.
+        progress_bar: show an Ignite progress bar.
+        history: per-epoch history recorder.
+
+    Returns:
+        the checkpoint resumed from, or None.
+    """
+    if lr_scheduler is not None:
+        LrScheduleHandler(lr_scheduler, print_lr=False, epoch_level=False).attach(engine)
+    if history is not None:
+        history.attach(engine)
+    saver = Checkpoint(
+        to_save,
+        DiskSaver(str(run_dir / CHECKPOINT_DIR), require_empty=False, atomic=True),
+        filename_prefix="",
+        n_saved=n_saved,
+        global_step_transform=lambda e, _: e.state.epoch,
+    )
+    engine.add_event_handler(Events.EPOCH_COMPLETED(every=checkpoint_every) | Events.COMPLETED, saver)
+    resumed = latest_checkpoint(run_dir) if resume else None
+    if resumed is not None:
+        logger.info("resuming from %s", resumed)
+        CheckpointLoader(load_path=str(resumed), load_dict=to_save, map_location="cpu").attach(engine)
+    StatsHandler(
+        name="monai_remedis.train",
+        iteration_log=lambda e, _: log_every > 0 and e.state.iteration % log_every == 0,
+        output_transform=scalar_output,
+        tag_name="train",
+    ).attach(engine)
+    if progress_bar and is_main_process():
+        ProgressBar(persist=False).attach(engine, output_transform=scalar_output)
+    return resumed

@@ -1,0 +1,65 @@
+"""Optimisers and LR schedules by name, from timm (LARS, SGD, AdamW) and MONAI (warmup + cosine)."""
+
+from __future__ import annotations
+
+import torch.nn as nn
+from monai.optimizers import WarmupCosineSchedule
+from timm.optim import create_optimizer_v2
+from torch.optim import Optimizer
+
+OPTIMIZERS = ("lars", "sgd", "momentum", "adamw", "adam")
+
+
+def scaled_lr(learning_rate: float, batch_size: int, scale_with_batch: bool) -> float:
+    """Linear LR scaling of SimCLR/REMEDIS: ``lr = learning_rate * batch_size / 256`` when asked."""
+    return learning_rate * batch_size / 256 if scale_with_batch else learning_rate
+
+
+def build_optimizer(
+    model: nn.Module, name: str = "lars", lr: float = 0.3, weight_decay: float = 1e-6, momentum: float = 0.9
+) -> Optimizer:
+    """Create an optimiser over ``model``'s trainable parameters.
+
+    Biases and normalisation parameters are excluded from weight decay (and, for LARS, from trust-ratio
+    adaptation), as in SimCLR/BiT.
+
+    Args:
+        model: the module to optimise.
+        name: one of :data:`OPTIMIZERS`.
+        lr: learning rate (already scaled).
+        weight_decay: weight decay (REMEDIS SimCLR: 1e-6).
+        momentum: momentum for LARS/SGD.
+
+    Raises:
+        ValueError: naming the known optimisers when ``name`` is unknown.
+    """
+    key = name.lower()
+    if key not in OPTIMIZERS:
+        raise ValueError(f"Unknown optimizer '{name}'. Known optimizers: {', '.join(OPTIMIZERS)}.")
+    kwargs = {"momentum": momentum} if key in ("lars", "sgd", "momentum") else {}
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError("the model has no trainable parameters.")
+    return create_optimizer_v2(
+        _TrainableView(model), opt=key, lr=lr, weight_decay=weight_decay, filter_bias_and_bn=True, **kwargs
+    )
+
+
+class _TrainableView(nn.Module):
+    """Expose only parameters that require gradients (linear probes freeze the backbone)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self._model = model
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):  # type: ignore[override]
+        for name, p in self._model.named_parameters(prefix=prefix, recurse=recurse, remove_duplicate=remove_duplicate):
+            if p.requires_grad:
+                yield name, p
+
+    def no_weight_decay(self) -> set[str]:
+        return set(getattr(self._model, "no_weight_decay", lambda: set())())
+
+
+def warmup_cosine(optimizer: Optimizer, total_steps: int, warmup_steps: int) -> WarmupCosineSchedule:
+    """Linear warmup then cosine decay to 0, stepped every iteration (MONAI's ``WarmupCosineSchedule``)."""
+    return WarmupCosineSchedule(optimizer, warmup_steps=max(0, min(warmup_steps, total_steps - 1)), t_total=total_steps)

@@ -1,0 +1,116 @@
+"""Stage 3: fine-tune (or linear-probe) a transferred backbone on a fraction of the labels."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch.nn as nn
+
+from monai_remedis.backbones.weights import load_backbone_weights
+from monai_remedis.data.fractions import label_fraction
+from monai_remedis.engines.runtime import atomic_write_json, is_main_process, prepare_run_dir, provenance
+from monai_remedis.models.classifier import Classifier
+from monai_remedis.stages.supervised import TrainConfig, train_classifier
+
+logger = logging.getLogger("monai_remedis")
+
+
+class FinetuneStage:
+    """Fine-tune a classifier from a stage-1 or stage-2 backbone checkpoint.
+
+    Args:
+        backbone: the backbone architecture (weights come from ``init_weights``).
+        num_classes: task classes.
+        train_datalist: labelled training items.
+        train_transform: training transform (task augmentations).
+        output_dir: run directory (``classifier.pt``, ``metrics.json``, ``history.json``, ``provenance.json``).
+        val_datalist: validation items used for checkpoint selection (never test or OOD data).
+        val_transform: validation transform.
+        init_weights: backbone checkpoint (``backbone.pt`` of stage 1 or 2); None trains from scratch.
+        label_fraction: fraction of ``train_datalist`` labels used, stratified and deterministic per seed.
+        fraction_seed: seed of the label subset.
+        linear_probe: freeze the backbone and train the linear head only.
+        dropout: dropout before the head.
+        seed: training seed.
+        train_options: :class:`~monai_remedis.stages.supervised.TrainConfig` fields (max_epochs, batch_size, ...).
+        overrides: TrainConfig fields given directly; they win over ``train_options``.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_classes: int,
+        train_datalist: Sequence[dict[str, Any]],
+        train_transform: Callable,
+        output_dir: str | Path,
+        val_datalist: Sequence[dict[str, Any]] | None = None,
+        val_transform: Callable | None = None,
+        init_weights: str | Path | None = None,
+        label_fraction: float = 1.0,
+        fraction_seed: int = 0,
+        linear_probe: bool = False,
+        dropout: float = 0.0,
+        seed: int = 0,
+        train_options: Mapping[str, Any] | None = None,
+        **overrides: Any,
+    ) -> None:
+        self.backbone = backbone
+        self.num_classes = num_classes
+        self.train_datalist = list(train_datalist)
+        self.train_transform = train_transform
+        self.output_dir = Path(output_dir)
+        self.val_datalist = val_datalist
+        self.val_transform = val_transform
+        self.init_weights = init_weights
+        self.label_fraction = label_fraction
+        self.fraction_seed = fraction_seed
+        self.linear_probe = linear_probe
+        self.dropout = dropout
+        self.seed = seed
+        self.cfg = TrainConfig(**{**(train_options or {}), **overrides})
+
+    def build_model(self) -> Classifier:
+        """The classifier with the transferred backbone weights loaded."""
+        if self.init_weights:
+            load_backbone_weights(self.backbone, self.init_weights)
+        return Classifier(self.backbone, self.num_classes, dropout=self.dropout, freeze_backbone=self.linear_probe)
+
+    def run(self) -> dict[str, Any]:
+        """Fine-tune; returns artefact paths, the number of labels used and the best validation AUC."""
+        run_dir = prepare_run_dir(self.output_dir, self.seed)
+        subset = label_fraction(self.train_datalist, self.label_fraction, self.fraction_seed)
+        model = self.build_model()
+        logger.info(
+            "fine-tune (%s) on %d of %d labelled items (fraction %.3g, seed %d) from %s",
+            "linear probe" if self.linear_probe else "full",
+            len(subset),
+            len(self.train_datalist),
+            self.label_fraction,
+            self.fraction_seed,
+            self.init_weights or "scratch",
+        )
+        result = train_classifier(
+            model, subset, self.train_transform, self.val_datalist, self.val_transform, run_dir, self.cfg
+        )
+        result.update(
+            run_dir=str(run_dir),
+            num_labels=len(subset),
+            label_fraction=self.label_fraction,
+            fraction_seed=self.fraction_seed,
+            init_weights=str(self.init_weights or ""),
+        )
+        if is_main_process():
+            atomic_write_json(result, run_dir / "metrics.json")
+            config = {
+                "num_classes": self.num_classes,
+                "label_fraction": self.label_fraction,
+                "fraction_seed": self.fraction_seed,
+                "linear_probe": self.linear_probe,
+                "seed": self.seed,
+                **vars(self.cfg),
+            }
+            atomic_write_json(provenance("finetune", config, [self.init_weights]), run_dir / "provenance.json")
+        return result

@@ -1,0 +1,101 @@
+"""Stage 1: supervised pretraining on natural images, or import of published weights (BiT, timm)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch.nn as nn
+
+from monai_remedis.backbones.weights import load_backbone_weights
+from monai_remedis.engines.runtime import (
+    atomic_torch_save,
+    atomic_write_json,
+    is_main_process,
+    prepare_run_dir,
+    provenance,
+)
+from monai_remedis.models.classifier import Classifier
+from monai_remedis.stages.supervised import TrainConfig, train_classifier
+
+logger = logging.getLogger("monai_remedis")
+
+
+class PretrainStage:
+    """Produce the stage-1 backbone (``backbone.pt``).
+
+    With ``weights`` (a local BiT ``.npz`` or timm/torch checkpoint) the published weights are imported and no
+    training happens: this is the REMEDIS setting (BiT-M ImageNet-21k). Without, the backbone is trained
+    supervised on the labelled natural-image datalist (e.g. the CIFAR-10 subset in tests).
+
+    Args:
+        backbone: the backbone to pretrain.
+        output_dir: run directory (``backbone.pt``, ``classifier.pt``, ``metrics.json``, ``provenance.json``).
+        train_datalist: labelled natural images (ignored when ``weights`` is given).
+        train_transform: training transform (ignored when ``weights`` is given).
+        num_classes: classes of the pretraining task.
+        val_datalist: optional validation set for model selection and reported accuracy.
+        val_transform: validation transform.
+        weights: published weights to import instead of training.
+        seed: random seed.
+        train_options: :class:`~monai_remedis.stages.supervised.TrainConfig` fields (max_epochs, batch_size, ...).
+        overrides: TrainConfig fields given directly; they win over ``train_options``.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        output_dir: str | Path,
+        train_datalist: Sequence[dict[str, Any]] | None = None,
+        train_transform: Callable | None = None,
+        num_classes: int = 10,
+        val_datalist: Sequence[dict[str, Any]] | None = None,
+        val_transform: Callable | None = None,
+        weights: str | Path | None = None,
+        seed: int = 0,
+        train_options: Mapping[str, Any] | None = None,
+        **overrides: Any,
+    ) -> None:
+        if weights is None and not train_datalist:
+            raise ValueError("PretrainStage needs either 'weights' (published checkpoint) or a 'train_datalist'.")
+        self.backbone = backbone
+        self.output_dir = Path(output_dir)
+        self.train_datalist = train_datalist
+        self.train_transform = train_transform
+        self.num_classes = num_classes
+        self.val_datalist = val_datalist
+        self.val_transform = val_transform
+        self.weights = weights
+        self.seed = seed
+        self.cfg = TrainConfig(**{**(train_options or {}), **overrides})
+
+    def run(self) -> dict[str, Any]:
+        """Import or train, then export ``backbone.pt``; returns artefact paths and metrics."""
+        run_dir = prepare_run_dir(self.output_dir, self.seed)
+        result: dict[str, Any] = {"run_dir": str(run_dir)}
+        if self.weights:
+            load_backbone_weights(self.backbone, self.weights)
+            result["imported"] = str(self.weights)
+        else:
+            model = Classifier(self.backbone, self.num_classes)
+            result.update(
+                train_classifier(
+                    model,
+                    self.train_datalist,
+                    self.train_transform,
+                    self.val_datalist,
+                    self.val_transform,
+                    run_dir,
+                    self.cfg,
+                )
+            )
+        backbone_path = run_dir / "backbone.pt"
+        result["backbone"] = str(backbone_path)
+        if is_main_process():
+            atomic_torch_save(self.backbone.state_dict(), backbone_path)
+            atomic_write_json(result, run_dir / "metrics.json")
+            config = {"num_classes": self.num_classes, "weights": self.weights, "seed": self.seed, **vars(self.cfg)}
+            atomic_write_json(provenance("pretrain", config, [self.weights]), run_dir / "provenance.json")
+        return result
