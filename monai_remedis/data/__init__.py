@@ -10,12 +10,48 @@ from monai_remedis.data.datalists import (
     natural_image_npz_datalist,
     save_datalist,
 )
+from monai_remedis.data.duplicates import (
+    check_disjoint_splits,
+    content_hash,
+    drop_cross_split_duplicates,
+    find_cross_split_duplicates,
+)
 from monai_remedis.data.fractions import label_fraction
+from monai_remedis.data.patient_split import (
+    add_patient_ids,
+    check_patient_disjoint,
+    mini_mias_patient_id,
+    patient_split,
+)
+from monai_remedis.data.readers import (
+    MedicalDicomReader,
+    MedicalImageReader,
+    TiffReader,
+    check_readable,
+    load_image_transforms,
+    read_dicom_image,
+    read_image,
+)
 from monai_remedis.data.transforms import EnsureImaged, MultiViewd
 
 __all__ = [
     "EnsureImaged",
+    "MedicalDicomReader",
+    "MedicalImageReader",
     "MultiViewd",
+    "TiffReader",
+    "add_patient_ids",
+    "check_disjoint_splits",
+    "check_patient_disjoint",
+    "check_readable",
+    "content_hash",
+    "drop_cross_split_duplicates",
+    "find_cross_split_duplicates",
+    "load_image_transforms",
+    "mini_mias_patient_id",
+    "patient_split",
+    "read_dicom_image",
+    "read_image",
     "csv_datalist",
     "image_folder_datalist",
     "label_fraction",

@@ -215,7 +215,8 @@ def dicom_intensities(
         ds: the dataset the pixels came from.
         apply_voi: ``False`` for modality values (HU for CT), ``True`` for the file's VOI LUT or window
             (``voi_index`` picks one of several), or ``(center, width)`` for an explicit linear window in modality
-            units. With VOI the output is in [0, 1]; a file without VOI is scaled from its full range.
+            units. With VOI the output is in [0, 1]; a file without VOI is scaled from its full range. Colour
+            data are never windowed (returned as stored, 0-255 for 8-bit).
         voi_index: which VOI LUT / window to use when the file holds several.
         invert_monochrome1: invert MONOCHROME1 so that high values are bright.
 

@@ -403,3 +403,40 @@ def test_check_readable_is_strict_by_default_and_can_skip(tmp_path):
 
     ok, failures = check_readable([datalist[0], datalist[2]])
     assert len(ok) == 2 and failures == []
+
+
+@needs_dicom
+def test_voi_lut_sequence_is_preferred_over_the_window_and_scaled_by_its_bit_depth():
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    from monai_remedis.data.readers import dicom_intensities
+
+    raw, _ = _raw("MR_small.dcm")
+    ds = pydicom.dcmread(DICOM / "MR_small.dcm")  # a private copy to modify
+    lut = np.minimum(np.arange(4096) * 16, 65535)
+    item = Dataset()
+    item.add_new(0x00283002, "US", [4096, 0, 16])  # LUT Descriptor: entries, first mapped value, bits
+    item.add_new(0x00283006, "US", lut.tolist())  # LUT Data
+    ds.VOILUTSequence = Sequence([item])
+    assert "WindowCenter" in ds
+    values, info = dicom_intensities(raw, ds, apply_voi=True)
+    np.testing.assert_allclose(values, lut[raw] / 65535, rtol=1e-6)
+    assert info["intensity"] == "modality_lut+voi_lut[0]"
+
+
+@needs_dicom
+def test_dicom_series_folder_is_stacked_by_instance_number(tmp_path):
+    for k in range(3):
+        ds = pydicom.dcmread(DICOM / "CT_small.dcm")
+        ds.InstanceNumber = k + 1
+        ds.ImagePositionPatient = [-158.135803, -179.035797, -75.7 + 2.5 * k]
+        ds.PixelData = (ds.pixel_array + 100 * k).astype(np.int16).tobytes()
+        ds.SOPInstanceUID = pydicom.uid.generate_uid()
+        ds.save_as(tmp_path / f"slice_{2 - k}.dcm")  # file names in reverse order
+    arr, meta = read_dicom_image(tmp_path)
+    hu = _dicom("CT_small.dcm")[0][0]
+    assert arr.shape == (1, 128, 128, 3)
+    for k in range(3):
+        np.testing.assert_array_equal(arr[0, :, :, k], hu + 100 * k)
+    np.testing.assert_allclose(meta["spacing"], [0.661468, 0.661468, 2.5], rtol=1e-5)
