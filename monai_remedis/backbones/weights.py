@@ -64,19 +64,24 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def _match_prefixes(state: dict[str, torch.Tensor], target_keys: set[str]) -> dict[str, torch.Tensor]:
-    """Strip known prefixes (greedily, while it increases overlap) so keys line up with ``target_keys``."""
+    """Strip known prefixes (``module.``, ``backbone.``, ...) until the keys line up with ``target_keys``.
+
+    A prefix is stripped when the keys carrying it match the target at least as well as the current keys, so
+    ``module.backbone.stem.conv.weight`` becomes ``stem.conv.weight`` and wrapper-only keys (heads) are dropped.
+    """
     best = state
-    changed = True
-    while changed:
-        changed = False
+    for _ in range(len(PREFIXES) + 1):
         overlap = len(target_keys & best.keys())
+        if overlap == len(target_keys):
+            break
+        candidates = []
         for prefix in PREFIXES:
-            if not any(k.startswith(prefix) for k in best):
-                continue
             stripped = {k[len(prefix) :]: v for k, v in best.items() if k.startswith(prefix)}
-            if len(target_keys & stripped.keys()) > overlap:
-                best, changed = stripped, True
-                break
+            if stripped and len(target_keys & stripped.keys()) >= overlap:
+                candidates.append((len(target_keys & stripped.keys()), stripped))
+        if not candidates:
+            break
+        best = max(candidates, key=lambda c: c[0])[1]
     return best
 
 

@@ -24,11 +24,14 @@ class EnsureImaged(MapTransform):
 
     Args:
         keys: keys to load.
-        reader: MONAI reader (instance or name) for file paths; None lets MONAI choose by suffix.
+        reader: MONAI reader (instance or name) for file paths; None uses
+            :class:`~monai_remedis.data.readers.MedicalImageReader` (DICOM with MONOCHROME1 inversion and rescale,
+            NIfTI, TIFF via tifffile, PNG/JPEG/PGM via PIL).
         dtype: output dtype.
         allow_missing_keys: don't fail when a key is absent.
 
     Raises:
+        FileNotFoundError: naming the file when a path does not exist.
         RuntimeError: naming the file when a path cannot be read.
     """
 
@@ -40,6 +43,10 @@ class EnsureImaged(MapTransform):
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
+        if reader is None:
+            from monai_remedis.data.readers import MedicalImageReader
+
+            reader = MedicalImageReader()
         self.loader = LoadImage(reader=reader, image_only=True, ensure_channel_first=True, dtype=None)
         self.dtype = dtype
 
@@ -48,6 +55,8 @@ class EnsureImaged(MapTransform):
         for key in self.key_iterator(d):
             value = d[key]
             if isinstance(value, (str, Path)):
+                if not Path(value).exists():
+                    raise FileNotFoundError(f"image file not found: '{value}' (key '{key}', item {d.get('id', '?')}).")
                 try:
                     value = self.loader(value)
                 except Exception as exc:

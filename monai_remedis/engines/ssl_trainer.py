@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import ignite.distributed as idist
 import torch
 import torch.nn as nn
 from monai.engines import Trainer
@@ -31,7 +32,9 @@ class SSLTrainer(Trainer):
     Each iteration moves the batch's views to the device, runs the (possibly DDP-wrapped) strategy forward
     under autocast, back-propagates ``loss``, steps the optimiser and calls the strategy's ``after_step`` (momentum
     and EMA updates). ``engine.state.output`` holds the float value of every tensor the strategy returned
-    (``loss``, ``embedding_std``, ...), so MONAI's ``StatsHandler`` and Ignite's ``ProgressBar`` log them.
+    (``loss``, ``embedding_std``, ...), so MONAI's ``StatsHandler`` and Ignite's ``ProgressBar`` log them. Under DDP
+    these values are averaged over the ranks, so rank 0 logs the loss of the global batch (for losses averaged over
+    samples, e.g. NT-Xent, this is the loss a single process would compute on the concatenated batch).
 
     Args:
         device: device to train on.
@@ -98,4 +101,14 @@ class SSLTrainer(Trainer):
         engine.fire_event(IterationEvents.MODEL_COMPLETED)
         total = engine.state.max_epochs * engine.state.epoch_length
         self.strategy.after_step(progress=min(1.0, engine.state.iteration / max(1, total)))
-        return {k: float(v.detach()) for k, v in out.items() if isinstance(v, torch.Tensor) and v.numel() == 1}
+        return _global_scalars(out)
+
+
+def _global_scalars(out: dict[str, Any]) -> dict[str, float]:
+    """The scalar tensors of a strategy output as floats, averaged over ranks when distributed."""
+    scalars = {k: v.detach().float().reshape(()) for k, v in out.items() if isinstance(v, torch.Tensor) and v.numel() == 1}
+    world = idist.get_world_size()
+    if world > 1 and scalars:
+        mean = idist.all_reduce(torch.stack(list(scalars.values()))) / world
+        scalars = dict(zip(scalars, mean, strict=True))
+    return {k: float(v) for k, v in scalars.items()}

@@ -19,14 +19,21 @@ def rank() -> int:
 def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     """Concatenate ``x`` from all ranks along dim 0, keeping gradient flow to every rank's input.
 
-    Uses ``torch.distributed.nn.functional.all_gather`` whose backward sums the gradients of each gathered
-    chunk back to its owner, so the loss on R ranks of B samples matches the loss on one batch of R*B.
+    Uses torch's autograd-aware all-gather (``_functional_collectives.all_gather_single``, which torch 2.14
+    recommends over the deprecated ``torch.distributed.nn.functional.all_gather``, used as a fallback). Its
+    backward sums the gradients every rank computes for a chunk and hands the sum to the chunk's owner, so with
+    DDP's gradient averaging the loss on R ranks of B samples has the gradients of the loss on one batch of R*B.
+    Works with gloo (CPU) and NCCL; every rank must pass a tensor of the same shape.
     """
     if world_size() == 1:
         return x
-    from torch.distributed.nn.functional import all_gather
+    try:
+        from torch.distributed._functional_collectives import all_gather_single
+    except ImportError:  # pragma: no cover - older torch
+        from torch.distributed.nn.functional import all_gather
 
-    return torch.cat(all_gather(x), dim=0)
+        return torch.cat(all_gather(x), dim=0)
+    return all_gather_single(x.contiguous(), 0, dist.group.WORLD)
 
 
 @torch.no_grad()

@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 
 from monai_remedis.ssl.base import SSLStrategy
+from monai_remedis.ssl.collapse import collapse_logs
 from monai_remedis.ssl.heads import projection_head
 from monai_remedis.ssl.losses.ntxent import NTXentLoss
 
@@ -28,6 +29,7 @@ class SimCLR(SSLStrategy):
         gather_distributed: gather negatives across ranks under DDP.
 
     Example:
+        >>> import torch
         >>> from monai_remedis.backbones import create_backbone
         >>> model = SimCLR(create_backbone("bit_resnet18", in_channels=1))
         >>> out = model([torch.randn(4, 1, 32, 32), torch.randn(4, 1, 32, 32)])
@@ -50,12 +52,10 @@ class SimCLR(SSLStrategy):
         self.criterion = NTXentLoss(temperature=temperature, gather_distributed=gather_distributed)
 
     def forward(self, views: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
-        """NT-Xent loss of the two views, plus the embedding std (a collapse signal: ~1/sqrt(D) when healthy)."""
+        """NT-Xent loss of the two views, plus collapse signals: the embedding std (~1/sqrt(D) when healthy) and
+        MONAI's effective-rank collapse score (see :func:`monai_remedis.ssl.collapse.collapse_logs`)."""
         x0, x1 = views
         batch = x0.shape[0]
         z = self.projector(self.backbone(torch.cat([x0, x1], dim=0)))
         z0, z1 = z[:batch], z[batch:]
-        loss = self.criterion(z0, z1)
-        with torch.no_grad():
-            std = nn.functional.normalize(z0.float(), dim=1).std(dim=0).mean()
-        return {"loss": loss, "embedding_std": std}
+        return {"loss": self.criterion(z0, z1), **collapse_logs(z0)}

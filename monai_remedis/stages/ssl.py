@@ -129,8 +129,8 @@ class SSLStage:
 
     def run(self) -> dict[str, str]:
         """Train and export; returns paths of the artefacts (``backbone``, ``history``, ``run_dir``)."""
+        device = resolve_device(self.device)  # first: under torchrun this initialises the process group
         run_dir = prepare_run_dir(self.output_dir, self.seed)
-        device = resolve_device(self.device)
         if self.init_weights:
             load_backbone_weights(self.backbone, self.init_weights)
         strategy = create_strategy(self.strategy_name, backbone=self.backbone, **self.strategy_kwargs)
@@ -169,6 +169,7 @@ class SSLStage:
         )
         if resumed is not None:
             _trim_history(history, resumed)
+        _quiet_other_ranks(trainer)
         logger.info(
             "SSL %s: %d images, %d steps/epoch, lr %.4g, %d epochs on %s (world %d)",
             self.strategy_name,
@@ -185,6 +186,14 @@ class SSLStage:
             atomic_torch_save(strategy.transferable_state_dict(), backbone_path)
             atomic_write_json(provenance("ssl", self._config(), [self.init_weights]), run_dir / "provenance.json")
         return {"backbone": str(backbone_path), "history": str(history_path), "run_dir": str(run_dir)}
+
+
+def _quiet_other_ranks(trainer: SSLTrainer) -> None:
+    """Under DDP only rank 0 logs progress; the other ranks keep warnings and errors."""
+    if is_main_process():
+        return
+    for name in ("monai_remedis", "monai_remedis.train", trainer.logger.name):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _resumable_history(path: Path) -> dict[str, list[float]] | None:

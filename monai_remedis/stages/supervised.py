@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,10 @@ class TrainConfig:
     log_every: int = 50
     progress_bar: bool = False
     label_smoothing: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    min_steps: int = 0
+    """Train at least this many optimiser steps: small label fractions get more epochs (as BiT-HyperRule)."""
+    val_evaluations: int = 10
+    """Validate about this many times per run (every epoch when epochs are fewer)."""
 
 
 def guard_validation_split(val_datalist: Sequence[dict[str, Any]]) -> None:
@@ -106,11 +110,12 @@ def train_classifier(
         drop_last=len(train_datalist) > cfg.batch_size,
     )
     steps = cfg.epoch_length or len(train_loader)
+    max_epochs = max(cfg.max_epochs, math.ceil(cfg.min_steps / steps))
     optimizer = build_optimizer(model, cfg.optimizer, cfg.learning_rate, cfg.weight_decay)
-    scheduler = warmup_cosine(optimizer, cfg.max_epochs * steps, int(cfg.warmup_epochs * steps))
+    scheduler = warmup_cosine(optimizer, max_epochs * steps, int(cfg.warmup_epochs * steps))
     trainer = SupervisedTrainer(
         device=device,
-        max_epochs=cfg.max_epochs,
+        max_epochs=max_epochs,
         train_data_loader=train_loader,
         network=network,
         optimizer=optimizer,
@@ -151,7 +156,8 @@ def train_classifier(
                     atomic_torch_save(model.state_dict(), classifier_path)
                     atomic_write_json(best, best_path)
 
-        ValidationHandler(interval=1, validator=evaluator, epoch_level=True).attach(trainer)
+        interval = max(1, max_epochs // max(1, cfg.val_evaluations))
+        ValidationHandler(interval=interval, validator=evaluator, epoch_level=True).attach(trainer)
     history = HistoryRecorder(run_dir / "history.json")
     to_save = {"network": model, "optimizer": optimizer, "lr_scheduler": scheduler, "trainer": trainer}
     attach_training_handlers(

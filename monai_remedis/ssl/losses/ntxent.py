@@ -10,6 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from monai_remedis.ssl.distributed import gather_with_grad, rank
+from monai_remedis.ssl.losses.utils import full_precision
 
 
 class NTXentLoss(nn.Module):
@@ -42,7 +43,8 @@ class NTXentLoss(nn.Module):
             raise ValueError(
                 f"expected two (B, D) projections of equal shape, got {tuple(z0.shape)}, {tuple(z1.shape)}."
             )
-        local = torch.cat([F.normalize(z0.float(), dim=1), F.normalize(z1.float(), dim=1)], dim=0)  # (2B, D)
+        z0, z1 = F.normalize(full_precision(z0), dim=1), F.normalize(full_precision(z1), dim=1)
+        local = torch.cat([z0, z1], dim=0)  # (2B, D)
         batch = z0.shape[0]
         if self.gather_distributed:
             g0, g1 = gather_with_grad(local[:batch]), gather_with_grad(local[batch:])

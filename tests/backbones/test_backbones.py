@@ -1,0 +1,52 @@
+"""Backbone registry: every registered backbone honours the contract; BiT variants have the published widths."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from monai_remedis.backbones import create_backbone, list_backbones
+
+SMALL_2D = ["bit_resnet18", "bit_resnet34"]
+
+
+@pytest.mark.parametrize("name", SMALL_2D)
+@pytest.mark.parametrize("in_channels", [1, 3])
+def test_small_backbone_maps_images_to_features(name: str, in_channels: int) -> None:
+    model = create_backbone(name, in_channels=in_channels).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, in_channels, 32, 32))
+    assert out.shape == (2, model.feature_dim) and model.spatial_dims == 2
+
+
+@pytest.mark.parametrize(("name", "feature_dim"), [("bit_resnet50x1", 2048), ("bit_resnet152x2", 4096)])
+def test_published_bit_architectures_have_their_feature_widths(name: str, feature_dim: int) -> None:
+    model = create_backbone(name, in_channels=1)
+    assert model.feature_dim == feature_dim
+    # BiT: group norm + weight-standardised convolutions, pre-activation.
+    kinds = {type(m).__name__ for m in model.modules()}
+    assert {"StdConv2d", "GroupNormAct"} <= kinds and "BatchNorm2d" not in kinds
+
+
+def test_3d_backbone_maps_volumes_to_features() -> None:
+    model = create_backbone("resnet10_3d", in_channels=1, spatial_dims=3).eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, 1, 16, 16, 16))
+    assert out.shape == (1, model.feature_dim) and model.spatial_dims == 3
+
+
+def test_unknown_backbone_error_lists_known_names() -> None:
+    with pytest.raises(KeyError) as err:
+        create_backbone("resnet9000")
+    message = str(err.value)
+    assert "resnet9000" in message and "bit_resnet50x1" in message and "bit_resnet18" in message
+
+
+def test_wildcard_listing() -> None:
+    assert set(list_backbones("bit_resnet*")) >= {"bit_resnet18", "bit_resnet50x1", "bit_resnet152x2"}
+    assert all(n.endswith("_3d") for n in list_backbones("*_3d"))
+
+
+def test_bit_is_2d_only() -> None:
+    with pytest.raises(ValueError, match="2D only"):
+        create_backbone("bit_resnet18", spatial_dims=3)

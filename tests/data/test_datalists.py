@@ -1,0 +1,74 @@
+"""Datalist builders on the real shared data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from monai_remedis.data import csv_datalist, image_folder_datalist, medmnist_datalist, natural_image_npz_datalist
+
+
+def test_medmnist_pneumonia_splits_match_the_official_counts(pneumonia_npz: Path) -> None:
+    counts = {split: len(medmnist_datalist(pneumonia_npz, split)) for split in ("train", "val", "test")}
+    assert counts == {"train": 4708, "val": 524, "test": 624}
+    item = medmnist_datalist(pneumonia_npz, "test", limit=1)[0]
+    assert item["image"].shape == (1, 28, 28) and item["image"].dtype == np.uint8
+    assert isinstance(item["label"], int) and item["id"] == "pneumoniamnist/test/0"
+    labels = [d["label"] for d in medmnist_datalist(pneumonia_npz, "test")]
+    assert labels.count(0) == 234 and labels.count(1) == 390
+
+
+def test_rgb_npz_is_channel_first(cifar_npz: Path, data_dir: Path) -> None:
+    item = natural_image_npz_datalist(cifar_npz, "train", limit=1)[0]
+    assert item["image"].shape == (3, 32, 32)
+    retina = medmnist_datalist(data_dir / "medmnist_retina" / "retinamnist.npz", "train", limit=1)[0]
+    assert retina["image"].shape == (3, 28, 28)
+
+
+def test_3d_npz(data_dir: Path) -> None:
+    item = medmnist_datalist(data_dir / "medmnist_adrenal3d" / "adrenalmnist3d.npz", "val", spatial_dims=3, limit=1)[0]
+    assert item["image"].shape == (1, 28, 28, 28)
+
+
+def test_unknown_split_and_missing_file_are_named(pneumonia_npz: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="split"):
+        medmnist_datalist(pneumonia_npz, "training")
+    with pytest.raises(FileNotFoundError, match="missing.npz"):
+        medmnist_datalist(tmp_path / "missing.npz")
+
+
+def test_csv_datalist_on_ham10000(data_dir: Path) -> None:
+    root = data_dir / "ham10000_subset"
+    items = csv_datalist(
+        root / "labels.csv",
+        image_column="image_id",
+        label_column="label",
+        base_dir=root / "images",
+        suffix=".jpg",
+        extra_columns=("lesion_id", "dx"),
+    )
+    assert len(items) == 1487
+    assert {d["label"] for d in items} == set(range(7))
+    assert all(Path(d["image"]).is_file() for d in items[:20])
+    assert items[0]["lesion_id"].startswith("HAM_")
+
+
+def test_csv_errors_name_column_and_line(tmp_path: Path) -> None:
+    csv_path = tmp_path / "list.csv"
+    csv_path.write_text("path,label\na.png,1\nb.png,x\n")
+    with pytest.raises(KeyError, match="'image'.*path, label"):
+        csv_datalist(csv_path)
+    with pytest.raises(ValueError, match="line 3"):
+        csv_datalist(csv_path, image_column="path")
+
+
+def test_image_folder_datalist(tmp_path: Path) -> None:
+    for cls in ("normal", "pneumonia"):
+        (tmp_path / cls).mkdir()
+        (tmp_path / cls / f"{cls}_1.png").write_bytes(b"")
+    items = image_folder_datalist(tmp_path)
+    assert [(Path(d["image"]).parent.name, d["label"]) for d in items] == [("normal", 0), ("pneumonia", 1)]
+    with pytest.raises(FileNotFoundError):
+        image_folder_datalist(tmp_path / "none")
