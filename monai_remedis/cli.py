@@ -1,10 +1,16 @@
-"""Command line: ``python -m monai_remedis {plugins,run,stages}``.
+"""Command line: ``python -m monai_remedis {plugins,run,datalist}``.
 
 ``run`` is a thin shortcut over ``python -m monai.bundle run`` that assembles a bundle's config files
 (``common.yaml`` + the stage configs) and its ``metadata.json``/``logging.conf``::
 
     python -m monai_remedis run cxr                    # the whole chain (pipeline)
     python -m monai_remedis run cxr ssl --max_epochs 5 # one stage, with overrides
+
+``datalist`` builds a decathlon-style JSON (training/validation/test) from a folder, CSV, DICOM folder or ``.npz``,
+splitting by patient when patient ids exist and refusing images that land in two splits::
+
+    python -m monai_remedis datalist folder ../shared/data/mini_mias_abnormal/images_512 -o mias.json \
+        --patient-from mini-mias --val 0.2 --test 0.2
 """
 
 from __future__ import annotations
@@ -104,6 +110,107 @@ def cmd_plugins(args: argparse.Namespace, rest: list[str]) -> int:
     return 0
 
 
+def _datalist_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "datalist",
+        help="build a decathlon-style JSON datalist (training/validation/test) with patient-level splits and a "
+        "cross-split duplicate check",
+    )
+    p.add_argument("kind", choices=("folder", "csv", "dicom", "npz"), help="source type")
+    p.add_argument("source", help="class-folder root, CSV file, DICOM folder or .npz file")
+    p.add_argument("-o", "--output", required=True, help="JSON file to write")
+    p.add_argument("--val", type=float, default=None, help="validation fraction (default 0.1; not for npz)")
+    p.add_argument("--test", type=float, default=None, help="test fraction (default 0.1; not for npz)")
+    p.add_argument("--seed", type=int, default=0, help="split seed")
+    p.add_argument("--drop-duplicates", action="store_true", help="drop cross-split copies instead of refusing")
+    p.add_argument("--no-duplicate-check", action="store_true", help="skip the pixel-hash check (not advised)")
+    p.add_argument("--no-patient-split", action="store_true", help="split by item even where patient ids exist")
+    p.add_argument("--classes", nargs="+", help="class names in label order (default: sorted names)")
+    p.add_argument("--patient-from", help="folder: 'mini-mias' or a regex giving the patient id from the path")
+    p.add_argument("--image-column", default="image", help="csv: image path column")
+    p.add_argument("--label-column", default="label", help="csv/dicom: label column ('' for unlabelled csv)")
+    p.add_argument("--base-dir", help="csv: folder the image paths are relative to (default: the CSV's folder)")
+    p.add_argument("--suffix", default="", help="csv: appended to each image value (e.g. .jpg)")
+    p.add_argument("--patient-column", default="patient_id", help="csv: patient id column (e.g. lesion_id)")
+    p.add_argument("--site-column", default="site", help="csv: acquisition site column")
+    p.add_argument("--labels-csv", help="dicom: CSV with labels")
+    p.add_argument("--key-column", default="image", help="dicom: CSV column matched against --match-on")
+    p.add_argument("--match-on", default="path", help="dicom: path|name|stem or a DICOM keyword (SOPInstanceUID)")
+    p.add_argument("--modality", action="append", help="dicom: keep this Modality (repeatable)")
+    p.add_argument("--grayscale-only", action="store_true", help="dicom: keep MONOCHROME1/2 images only")
+    p.add_argument("--single-frame", action="store_true", help="dicom: keep single-frame images only")
+    p.add_argument("--missing-label", default="error", choices=("error", "drop", "keep"), help="dicom: unlabelled")
+    p.add_argument("--export-dir", help="npz: folder the images are written to (PNG 2D, NIfTI 3D)")
+    p.add_argument("--spatial-dims", type=int, choices=(2, 3), help="npz: 2 or 3 (default: from the array shape)")
+
+
+def _build_items(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str] | None]:
+    from monai_remedis.data import builders
+
+    if args.kind == "folder":
+        return builders.folder_datalist(args.source, args.classes, args.patient_from)
+    if args.kind == "csv":
+        return builders.table_datalist(
+            args.source,
+            args.image_column,
+            args.label_column or None,
+            base_dir=args.base_dir,
+            suffix=args.suffix,
+            patient_column=args.patient_column or None,
+            site_column=args.site_column or None,
+            class_names=args.classes,
+        )
+    return builders.dicom_folder_datalist(
+        args.source,
+        args.labels_csv,
+        key_column=args.key_column,
+        label_column=args.label_column,
+        match_on=args.match_on,
+        class_names=args.classes,
+        modalities=args.modality,
+        grayscale_only=args.grayscale_only,
+        single_frame_only=args.single_frame,
+        missing_label=args.missing_label,
+    )
+
+
+def cmd_datalist(args: argparse.Namespace, rest: list[str]) -> int:
+    """Build, split, check and write a datalist; errors are reported on stderr with exit status 1."""
+    try:
+        return _datalist(args)
+    except (FileNotFoundError, KeyError, ValueError, TypeError) as exc:
+        print(f"datalist: {exc}", file=sys.stderr)
+        return 1
+
+
+def _datalist(args: argparse.Namespace) -> int:
+    from monai_remedis.data import builders
+
+    class_names = None
+    if args.kind == "npz":
+        if args.val is not None or args.test is not None:
+            raise SystemExit("npz sources keep their own train/val/test splits: drop --val/--test.")
+        if not args.export_dir:
+            raise SystemExit(
+                "npz images live in memory and cannot be referenced from JSON: pass --export-dir to write them as "
+                "image files (bundles read .npz files directly with medmnist_datalist)."
+            )
+        splits = builders.npz_splits(args.source, args.spatial_dims)
+    else:
+        items, class_names = _build_items(args)
+        val, test = 0.1 if args.val is None else args.val, 0.1 if args.test is None else args.test
+        key = "_no_patient_split" if args.no_patient_split else "patient_id"
+        splits = builders.split_datalist(items, val, test, seed=args.seed, patient_key=key)
+    policy = "ignore" if args.no_duplicate_check else "drop" if args.drop_duplicates else "error"
+    splits, removed = builders.resolve_duplicates(splits, policy)
+    if args.kind == "npz":
+        splits = builders.export_npz_splits(splits, args.export_dir)
+    path = builders.write_datalist(splits, args.output, class_names, removed, source=str(Path(args.source).resolve()))
+    counts = ", ".join(f"{name} {len(items)}" for name, items in splits.items())
+    print(f"wrote {path}: {counts}" + (f"; dropped {len(removed)} duplicate(s)" if removed else ""))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m monai_remedis`` and the ``monai-remedis`` script."""
     parser = argparse.ArgumentParser(prog="monai-remedis", description=__doc__.splitlines()[0])
@@ -113,10 +220,11 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("bundle", help="bundle name under bundles/ (cxr, ...) or path")
     run_p.add_argument("stage", nargs="?", default="pipeline", choices=("pipeline", *STAGES))
     run_p.add_argument("--overlay", action="append", help="extra config file (e.g. multi_gpu.yaml)")
+    _datalist_parser(sub)
     args, rest = parser.parse_known_args(argv)
-    if args.command == "plugins" and rest:
+    if args.command in ("plugins", "datalist") and rest:
         parser.error(f"unexpected arguments: {' '.join(rest)}")
-    return {"plugins": cmd_plugins, "run": cmd_run}[args.command](args, rest)
+    return {"plugins": cmd_plugins, "run": cmd_run, "datalist": cmd_datalist}[args.command](args, rest)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -31,6 +31,7 @@ __all__ = [
     "expected_calibration_error",
     "label_reduction_factor",
     "paired_bootstrap_difference",
+    "paired_seed_bootstrap_difference",
     "summarise_sweep",
 ]
 
@@ -412,6 +413,84 @@ def paired_bootstrap_difference(
         "p_value": float(p_value),
         "metric_a": metric_a,
         "metric_b": metric_b,
+        "n_boot": int(n_boot),
+        "n_skipped": int(n_boot - finite.size),
+        "cluster": groups is not None,
+    }
+
+
+def paired_seed_bootstrap_difference(
+    probs_a: Sequence[np.ndarray],
+    probs_b: Sequence[np.ndarray],
+    labels: np.ndarray,
+    metric_fn: MetricFn,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+    groups: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Paired bootstrap of the seed-mean difference ``mean_s metric(a_s) - mean_s metric(b_s)`` on one test set.
+
+    ``probs_a[s]`` and ``probs_b[s]`` are the predictions of two inits trained with the same seed ``s`` (in a
+    label-fraction sweep: on the same labelled subset), scored on the same test images. Each replicate resamples
+    the test images (or patients, with ``groups``) once for every model *and* the seed pairs with replacement, so
+    the interval covers both test-set sampling and seed-to-seed training variation, while the pairing (same
+    images, same labelled subset) cancels what the two inits share. With one seed this is
+    :py:func:`paired_bootstrap_difference`. The p-value is computed as there, over the replicate differences.
+
+    Args:
+        probs_a: per-seed ``(N, ...)`` predictions of init A.
+        probs_b: per-seed predictions of init B, same seeds in the same order.
+        labels: ``(N,)`` labels.
+        metric_fn: ``f(probs, labels) -> float``; replicates with a non-finite value are skipped.
+        n_boot: number of replicates.
+        alpha: ``1 - alpha`` percentile interval.
+        seed: seed of the ``numpy`` generator.
+        groups: optional ``(N,)`` patient ids for a cluster bootstrap of the test set.
+
+    Returns:
+        dict with ``diff`` (seed-mean A - B on the full test set), ``low``, ``high``, ``p_value``, ``metric_a`` and
+        ``metric_b`` (seed means), ``seed_diffs`` (per-seed differences), ``n_seeds``, ``wins`` (seeds with
+        A > B), ``n_boot``, ``n_skipped`` and ``cluster``.
+
+    Raises:
+        ValueError: different numbers of seeds, no seed, or lengths that do not match ``labels``.
+    """
+    y = np.asarray(labels)
+    pa = [np.asarray(p) for p in probs_a]
+    pb = [np.asarray(p) for p in probs_b]
+    if len(pa) != len(pb) or not pa:
+        raise ValueError(f"need the same non-zero number of seeds for A and B, got {len(pa)} and {len(pb)}.")
+    if any(p.shape[0] != y.shape[0] for p in (*pa, *pb)):
+        raise ValueError("every prediction array must have one row per label.")
+    metric_a = np.array([metric_fn(p, y) for p in pa], dtype=float)
+    metric_b = np.array([metric_fn(p, y) for p in pb], dtype=float)
+    seed_diffs = metric_a - metric_b
+    resampler = _Resampler(y.shape[0], groups, seed)
+    n_seeds = len(pa)
+    diffs = np.empty(n_boot, dtype=float)
+    for i in range(n_boot):
+        idx = resampler.draw()
+        pairs = resampler.rng.integers(0, n_seeds, size=n_seeds)
+        per_seed = {s: metric_fn(pa[s][idx], y[idx]) - metric_fn(pb[s][idx], y[idx]) for s in set(pairs.tolist())}
+        diffs[i] = float(np.mean([per_seed[s] for s in pairs]))
+    finite = diffs[np.isfinite(diffs)]
+    low, high = _percentiles(finite, alpha)
+    if finite.size:
+        n_le, n_ge = np.sum(finite <= 0), np.sum(finite >= 0)
+        p_value = min(1.0, 2.0 * min(n_le + 1, n_ge + 1) / (finite.size + 1))
+    else:
+        p_value = float("nan")
+    return {
+        "diff": float(np.mean(seed_diffs)),
+        "low": low,
+        "high": high,
+        "p_value": float(p_value),
+        "metric_a": float(np.mean(metric_a)),
+        "metric_b": float(np.mean(metric_b)),
+        "seed_diffs": [float(d) for d in seed_diffs],
+        "n_seeds": int(n_seeds),
+        "wins": int(np.sum(seed_diffs > 0)),
         "n_boot": int(n_boot),
         "n_skipped": int(n_boot - finite.size),
         "cluster": groups is not None,

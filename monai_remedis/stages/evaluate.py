@@ -64,6 +64,7 @@ class EvaluateStage:
         batch_size: evaluation batch size.
         title: report title.
         notes: extra lines for the report.
+        spatial_dims: 2 for images, 3 for volumes (passed to the backbone factory).
     """
 
     def __init__(
@@ -91,6 +92,7 @@ class EvaluateStage:
         batch_size: int = 256,
         title: str = "monai-remedis evaluation",
         notes: Sequence[str] = (),
+        spatial_dims: int = 2,
     ) -> None:
         if sweep_inits and baseline_init not in sweep_inits:
             raise ValueError(f"baseline_init '{baseline_init}' is not among sweep_inits {sorted(sweep_inits)}.")
@@ -119,9 +121,13 @@ class EvaluateStage:
         self.batch_size = batch_size
         self.title = title
         self.notes = list(notes)
+        self.spatial_dims = spatial_dims
 
     def _load_classifier(self, path: str | Path) -> Classifier:
-        model = Classifier(create_backbone(self.backbone, in_channels=self.in_channels), self.num_classes)
+        model = Classifier(
+            create_backbone(self.backbone, in_channels=self.in_channels, spatial_dims=self.spatial_dims),
+            self.num_classes,
+        )
         state = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
         return model.eval()
@@ -156,7 +162,7 @@ class EvaluateStage:
         if done.is_file():  # finished earlier: the sweep resumes run by run
             return json.loads(done.read_text())
         stage = FinetuneStage(
-            backbone=create_backbone(self.backbone, in_channels=self.in_channels),
+            backbone=create_backbone(self.backbone, in_channels=self.in_channels, spatial_dims=self.spatial_dims),
             num_classes=self.num_classes,
             train_datalist=self.sweep_train_datalist,
             train_transform=self.sweep_train_transform,

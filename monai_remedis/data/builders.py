@@ -1,0 +1,493 @@
+"""Datalist builders behind ``python -m monai_remedis datalist`` and the bundles' split configs.
+
+Sources: a folder of class subfolders, a CSV table, a DICOM folder walk (labels from a CSV), a MedMNIST ``.npz``.
+Every builder ends the same way (:func:`split_datalist` then :func:`resolve_duplicates`):
+
+* **patient-level splits** when the items carry a patient id (whole patients go to one split, stratified by
+  label), item-level stratified splits when none does, and an error when only some do;
+* **no image in two splits**: pixel-content hashes are compared across splits and a collision is refused with an
+  error naming both entries, or, on request (``on_duplicate="drop"``), the later copy is dropped. Copies are kept
+  in the split that matters most: ``test`` first (a published benchmark stays intact), then ``training``, then
+  ``validation``. PneumoniaMNIST's 8 train/val duplicates therefore leave validation (524 -> 516 images), and
+  BreastMNIST's train/test duplicate leaves training (546 -> 545); test sets never change.
+
+Split names follow the MONAI decathlon JSON: ``training``, ``validation``, ``test``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from monai_remedis.data.datalists import (
+    IMAGE_SUFFIXES,
+    MEDMNIST_SPLITS,
+    csv_datalist,
+    image_folder_datalist,
+    medmnist_datalist,
+)
+from monai_remedis.data.duplicates import CrossSplitDuplicate, drop_cross_split_duplicates, find_cross_split_duplicates
+from monai_remedis.data.patient_split import (
+    add_patient_ids,
+    check_patient_disjoint,
+    mini_mias_patient_id,
+    patient_split,
+)
+
+__all__ = [
+    "DUPLICATE_POLICIES",
+    "SPLIT_KEYS",
+    "dicom_folder_datalist",
+    "encode_labels",
+    "export_npz_splits",
+    "folder_datalist",
+    "npz_splits",
+    "patient_id_function",
+    "prepare_splits",
+    "resolve_duplicates",
+    "split_datalist",
+    "table_datalist",
+    "write_datalist",
+]
+
+logger = logging.getLogger("monai_remedis")
+
+SPLIT_KEYS = ("training", "validation", "test")
+DUPLICATE_POLICIES = ("error", "drop", "ignore")
+_PRIORITY = {"test": 0, "training": 1, "train": 1, "validation": 2, "val": 2}
+_NPZ_KEYS = dict(zip(MEDMNIST_SPLITS, SPLIT_KEYS, strict=True))
+_PATH_KEYS = ("path", "name", "stem")
+
+
+# ---- labels and patient ids ---------------------------------------------------------------------------------------
+
+
+def encode_labels(
+    items: Sequence[Mapping[str, Any]], class_names: Sequence[str] | None = None, label_key: str = "label"
+) -> tuple[list[dict[str, Any]], list[str] | None]:
+    """Integer labels from integer or class-name labels.
+
+    Args:
+        items: datalist whose ``label_key`` holds ints, integer strings or class names.
+        class_names: class names in label order; default: sorted distinct names (integer labels need none).
+        label_key: the label entry.
+
+    Returns:
+        ``(new_items, class_names)``; ``class_names`` is None when the labels were integers and none were given.
+
+    Raises:
+        ValueError: an item without a label, or a class name not in ``class_names``, named by index and id.
+    """
+    raw = []
+    for i, item in enumerate(items):
+        if item.get(label_key) in (None, ""):
+            raise ValueError(f"item {i} ({item.get('id', item.get('image'))}) has no '{label_key}'.")
+        raw.append(str(item[label_key]).strip())
+    numeric = all(re.fullmatch(r"-?\d+", v) for v in raw)
+    if numeric and not class_names:
+        return [{**item, label_key: int(v)} for item, v in zip(items, raw, strict=True)], None
+    names = list(class_names) if class_names else sorted(set(raw))
+    index = {name: i for i, name in enumerate(names)}
+    out = []
+    for i, (item, value) in enumerate(zip(items, raw, strict=True)):
+        if value not in index and not (numeric and 0 <= int(value) < len(names)):
+            raise ValueError(f"item {i} ({item.get('id', item.get('image'))}): label '{value}' not in {names}.")
+        out.append({**item, label_key: index[value] if value in index else int(value)})
+    return out, names
+
+
+def patient_id_function(spec: str) -> Callable[[Any], str]:
+    """Patient id from an image path: ``"mini-mias"`` pairs consecutive mini-MIAS references (left/right breast of
+    one woman); anything else is a regular expression whose match (first group if any) in the path is the id.
+
+    Raises:
+        ValueError: (when called) a path the expression does not match.
+    """
+    if spec.lower() in ("mini-mias", "mini_mias", "mias"):
+        return mini_mias_patient_id
+    pattern = re.compile(spec)
+
+    def from_regex(path: Any) -> str:
+        match = pattern.search(str(path))
+        if match is None:
+            raise ValueError(f"patient-id pattern {spec!r} does not match '{path}'.")
+        return match.group(1) if pattern.groups else match.group(0)
+
+    return from_regex
+
+
+# ---- splits and duplicates ----------------------------------------------------------------------------------------
+
+
+def split_datalist(
+    items: Sequence[Mapping[str, Any]],
+    val: float = 0.1,
+    test: float = 0.1,
+    seed: int = 0,
+    patient_key: str = "patient_id",
+    label_key: str | None = "label",
+) -> dict[str, list[dict[str, Any]]]:
+    """Deterministic ``training``/``validation``/``test`` split, patient-level when patient ids exist.
+
+    Args:
+        items: datalist.
+        val: fraction of patients (or items) for validation.
+        test: fraction for test.
+        seed: split seed.
+        patient_key: patient id entry; when every item has one, whole patients go to one split.
+        label_key: label entry to stratify by (None: no stratification).
+
+    Returns:
+        split name -> items.
+
+    Raises:
+        ValueError: bad fractions, or only some items with a patient id (named).
+    """
+    if not 0 <= val < 1 or not 0 <= test < 1 or val + test >= 1:
+        raise ValueError(f"val and test must be in [0, 1) with val + test < 1, got {val} and {test}.")
+    with_id = [item.get(patient_key) not in (None, "") for item in items]
+    if any(with_id) and not all(with_id):
+        i = with_id.index(False)
+        raise ValueError(
+            f"item {i} ({items[i].get('id', items[i].get('image'))}) has no '{patient_key}' while others have one: "
+            "give every item a patient id, or none for an item-level split."
+        )
+    key = patient_key if all(with_id) else "_item"
+    keyed = [dict(item) if key == patient_key else {**item, key: i} for i, item in enumerate(items)]
+    labelled = label_key if label_key and all(label_key in item for item in items) else None
+    fractions = {"training": 1.0 - val - test, "validation": val, "test": test}
+    splits = patient_split(keyed, fractions, seed=seed, patient_key=key, label_key=labelled)
+    if key == patient_key:
+        check_patient_disjoint(splits, patient_key)
+    else:
+        splits = {name: [{k: v for k, v in it.items() if k != key} for it in its] for name, its in splits.items()}
+    return splits
+
+
+def _by_priority(splits: Mapping[str, Sequence[Any]]) -> dict[str, Sequence[Any]]:
+    names = sorted(splits, key=lambda n: (_PRIORITY.get(n, len(_PRIORITY)), list(splits).index(n)))
+    return {name: splits[name] for name in names}
+
+
+def resolve_duplicates(
+    splits: Mapping[str, Sequence[Any]], on_duplicate: str = "error", max_listed: int = 20
+) -> tuple[dict[str, list[Any]], list[CrossSplitDuplicate]]:
+    """Refuse or drop images whose pixels appear in two splits.
+
+    The copy in the higher-priority split is kept: ``test``, then ``training``/``train``, then
+    ``validation``/``val``, then other splits in their order.
+
+    Args:
+        splits: split name -> datalist.
+        on_duplicate: ``error`` (refuse), ``drop`` (remove the lower-priority copies) or ``ignore`` (no check).
+        max_listed: duplicates spelled out in the error.
+
+    Returns:
+        ``(splits, removed)`` with the splits in their original order.
+
+    Raises:
+        ValueError: ``on_duplicate="error"`` and a duplicate exists, naming both entries (split, index, id).
+    """
+    if on_duplicate not in DUPLICATE_POLICIES:
+        raise ValueError(f"on_duplicate must be one of {DUPLICATE_POLICIES}, got '{on_duplicate}'.")
+    if on_duplicate == "ignore":
+        return {name: list(items) for name, items in splits.items()}, []
+    ordered = _by_priority(splits)
+    if on_duplicate == "error":
+        found = find_cross_split_duplicates(ordered)
+        if found:
+            lines = [str(d) for d in found[:max_listed]]
+            if len(found) > max_listed:
+                lines.append(f"... and {len(found) - max_listed} more")
+            raise ValueError(
+                f"{len(found)} image(s) appear in more than one split (drop the later copies with "
+                "on_duplicate='drop' / --drop-duplicates):\n  " + "\n  ".join(lines)
+            )
+        return {name: list(items) for name, items in splits.items()}, []
+    kept, removed = drop_cross_split_duplicates(ordered)
+    for d in removed:
+        logger.warning("dropped duplicate: %s", d)
+    return {name: kept[name] for name in splits}, removed
+
+
+def prepare_splits(
+    splits: Mapping[str, Sequence[Any]], limit: int | None = None, on_duplicate: str = "error"
+) -> dict[str, list[Any]]:
+    """Bundle helper: keep the first ``limit`` items of each split, then refuse or drop cross-split duplicates.
+
+    Only the kept items are hashed, so smoke runs with a small ``limit`` stay fast.
+    """
+    limited = {name: list(items)[:limit] for name, items in splits.items()}
+    return resolve_duplicates(limited, on_duplicate)[0]
+
+
+# ---- sources ------------------------------------------------------------------------------------------------------
+
+
+def folder_datalist(
+    root: str | Path,
+    class_names: Sequence[str] | None = None,
+    patient_from: str | None = None,
+    suffixes: Sequence[str] = IMAGE_SUFFIXES,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Items from ``root/<class>/<image>``; optional patient ids from the path (see :func:`patient_id_function`).
+
+    Returns:
+        ``(items, class_names)``.
+    """
+    root = Path(root).resolve()
+    names = list(class_names) if class_names else sorted(p.name for p in root.iterdir() if p.is_dir())
+    items = image_folder_datalist(root, suffixes=suffixes, class_names=names)
+    if patient_from:
+        items = add_patient_ids(items, patient_id_function(patient_from))
+    return items, names
+
+
+def table_datalist(
+    csv_path: str | Path,
+    image_column: str = "image",
+    label_column: str | None = "label",
+    base_dir: str | Path | None = None,
+    suffix: str = "",
+    patient_column: str | None = "patient_id",
+    site_column: str | None = "site",
+    class_names: Sequence[str] | None = None,
+) -> tuple[list[dict[str, Any]], list[str] | None]:
+    """Items from a CSV with one row per image; labels may be integers or class names.
+
+    The ``patient_column`` (e.g. HAM10000's ``lesion_id``) becomes ``patient_id`` and ``site_column`` becomes
+    ``site`` when present.
+
+    Returns:
+        ``(items, class_names)``.
+
+    Raises:
+        KeyError: a missing image or label column, naming the CSV's columns.
+    """
+    import csv
+
+    with open(csv_path, newline="") as f:
+        columns = csv.DictReader(f).fieldnames or []
+    if label_column and label_column not in columns:
+        raise KeyError(f"{csv_path}: no column '{label_column}'; columns are {', '.join(columns)}.")
+    extra = [c for c in (label_column, patient_column, site_column) if c]
+    items = csv_datalist(csv_path, image_column, None, base_dir=base_dir, suffix=suffix, extra_columns=extra)
+    renames = {patient_column: "patient_id", site_column: "site"}
+    items = [{renames.get(k, k): v for k, v in item.items()} for item in items]
+    if not label_column:
+        return items, None
+    if label_column != "label":
+        items = [{("label" if k == label_column else k): v for k, v in item.items()} for item in items]
+    return encode_labels(items, class_names)
+
+
+def _dicom_header(path: Path) -> Any:
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except (InvalidDicomError, OSError, ValueError):
+        return None
+    return ds if "Rows" in ds else None  # DICOMDIR, structured reports, ... hold no image
+
+
+def _dicom_key(ds: Any, path: Path, root: Path, match_on: str) -> str:
+    if match_on == "path":
+        return path.relative_to(root).as_posix()
+    if match_on == "name":
+        return path.name
+    if match_on == "stem":
+        return path.stem
+    return str(ds.get(match_on, "") or "")
+
+
+def _read_label_table(csv_path: str | Path, key_column: str, label_column: str) -> dict[str, str]:
+    import csv
+
+    with open(csv_path, newline="") as f:
+        reader = csv.DictReader(f)
+        for needed in (key_column, label_column):
+            if needed not in (reader.fieldnames or []):
+                raise KeyError(f"{csv_path}: no column '{needed}'; columns are {', '.join(reader.fieldnames or [])}.")
+        return {row[key_column].strip(): row[label_column] for row in reader}
+
+
+def dicom_folder_datalist(
+    root: str | Path,
+    labels_csv: str | Path | None = None,
+    key_column: str = "image",
+    label_column: str = "label",
+    match_on: str = "path",
+    class_names: Sequence[str] | None = None,
+    modalities: Sequence[str] | None = None,
+    grayscale_only: bool = False,
+    single_frame_only: bool = False,
+    missing_label: str = "error",
+) -> tuple[list[dict[str, Any]], list[str] | None]:
+    """Walk a folder for DICOM images (any file name; headers only) and make one item per file.
+
+    Items get ``image`` (absolute path), ``id`` (path relative to ``root``), ``patient_id`` (PatientID, when not
+    empty), ``site`` (InstitutionName) and ``modality``. Files that are not DICOM, or DICOM without pixels, are
+    skipped.
+
+    Args:
+        root: folder to walk (recursively).
+        labels_csv: CSV with a key column and a label column (ints or class names); None for unlabelled data.
+        key_column: CSV column matched against each file's key.
+        label_column: CSV label column.
+        match_on: the file's key: ``path`` (relative to ``root``), ``name``, ``stem``, or a DICOM keyword such as
+            ``SOPInstanceUID``, ``StudyInstanceUID`` (study-level labels) or ``AccessionNumber``.
+        class_names: class names in label order (default: sorted names found in the CSV).
+        modalities: keep only these Modality values (e.g. ``["CR", "DX"]``).
+        grayscale_only: keep only MONOCHROME1/MONOCHROME2 images.
+        single_frame_only: keep only single-frame images.
+        missing_label: what to do with images the CSV does not label: ``error``, ``drop`` or ``keep`` (unlabelled).
+
+    Returns:
+        ``(items, class_names)``.
+
+    Raises:
+        FileNotFoundError: ``root`` is not a folder, or holds no DICOM image that passes the filters.
+        ValueError: an unknown ``match_on``/``missing_label``, or unlabelled images with ``missing_label="error"``.
+    """
+    from pydicom.datadict import tag_for_keyword
+
+    root = Path(root).resolve()
+    if not root.is_dir():
+        raise FileNotFoundError(f"DICOM folder not found: {root}")
+    if match_on not in _PATH_KEYS and tag_for_keyword(match_on) is None:
+        raise ValueError(f"match_on must be one of {_PATH_KEYS} or a DICOM keyword, got '{match_on}'.")
+    if missing_label not in ("error", "drop", "keep"):
+        raise ValueError(f"missing_label must be error, drop or keep, got '{missing_label}'.")
+    table = _read_label_table(labels_csv, key_column, label_column) if labels_csv else None
+    wanted = {m.upper() for m in modalities} if modalities else None
+    items, unlabelled, skipped = [], [], 0
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        ds = _dicom_header(path)
+        if ds is None:
+            skipped += 1
+            continue
+        if wanted and str(ds.get("Modality", "")).upper() not in wanted:
+            continue
+        if grayscale_only and not str(ds.get("PhotometricInterpretation", "")).startswith("MONOCHROME"):
+            continue
+        if single_frame_only and int(ds.get("NumberOfFrames", 1) or 1) > 1:
+            continue
+        item: dict[str, Any] = {"image": str(path), "id": path.relative_to(root).as_posix()}
+        for keyword, key in (("PatientID", "patient_id"), ("InstitutionName", "site"), ("Modality", "modality")):
+            if str(ds.get(keyword, "") or "").strip():
+                item[key] = str(ds.get(keyword)).strip()
+        if table is not None:
+            label = table.get(_dicom_key(ds, path, root, match_on))
+            if label in (None, ""):
+                unlabelled.append(item["id"])
+                if missing_label == "drop":
+                    continue
+            else:
+                item["label"] = label
+        items.append(item)
+    logger.info("DICOM walk of %s: %d images kept, %d non-DICOM or pixel-less files skipped", root, len(items), skipped)
+    if not items:
+        raise FileNotFoundError(f"no DICOM image under {root} passes the filters.")
+    if unlabelled and missing_label == "error":
+        raise ValueError(
+            f"{len(unlabelled)} DICOM image(s) have no label in {labels_csv} (matched on {match_on}): "
+            f"{', '.join(unlabelled[:10])}. Use missing_label='drop' or 'keep'."
+        )
+    labelled = [item for item in items if "label" in item]
+    if not labelled:
+        return items, None
+    encoded, names = encode_labels(labelled, class_names)
+    by_id = {item["id"]: item for item in encoded}
+    return [by_id.get(item["id"], item) for item in items], names
+
+
+def npz_splits(
+    npz_path: str | Path, spatial_dims: int | None = None, site: str | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """A MedMNIST-style ``.npz``'s own train/val/test splits as ``training``/``validation``/``test`` (in memory).
+
+    Args:
+        npz_path: the file.
+        spatial_dims: 2 or 3; default: 3 for ``(N, D, H, W)`` arrays whose last axis is not 3 (RGB), else 2.
+        site: optional site name for every item.
+    """
+    if spatial_dims is None:
+        with np.load(npz_path, allow_pickle=False) as npz:
+            shape = npz["train_images"].shape
+        spatial_dims = 3 if len(shape) == 4 and shape[-1] not in (1, 3, 4) else 2
+    return {_NPZ_KEYS[s]: medmnist_datalist(npz_path, s, spatial_dims=spatial_dims, site=site) for s in MEDMNIST_SPLITS}
+
+
+def export_npz_splits(
+    splits: Mapping[str, Sequence[Mapping[str, Any]]], export_dir: str | Path
+) -> dict[str, list[dict[str, Any]]]:
+    """Write in-memory items as image files (PNG for 2D, NIfTI for 3D) and return path-based items.
+
+    Files go to ``export_dir/<split>/<index>.png`` (or ``.nii.gz``), the index being the item's position in its
+    source split, so ids and file names agree.
+    """
+    import nibabel as nib
+    from PIL import Image
+
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name, items in splits.items():
+        folder = Path(export_dir).resolve() / name
+        folder.mkdir(parents=True, exist_ok=True)
+        out[name] = []
+        for item in items:
+            array = np.asarray(item["image"])  # channel first
+            stem = str(item.get("id", len(out[name]))).rsplit("/", 1)[-1]
+            if array.ndim == 4:
+                path = folder / f"{stem}.nii.gz"
+                nib.save(nib.Nifti1Image(np.moveaxis(array, 0, -1).squeeze(-1), np.eye(4)), str(path))
+            else:
+                path = folder / f"{stem}.png"
+                pixels = np.moveaxis(array, 0, -1)
+                Image.fromarray((pixels[..., 0] if pixels.shape[-1] == 1 else pixels).astype(np.uint8)).save(path)
+            out[name].append({**{k: v for k, v in item.items() if k != "image"}, "image": str(path)})
+    return out
+
+
+def write_datalist(
+    splits: Mapping[str, Sequence[Mapping[str, Any]]],
+    path: str | Path,
+    class_names: Sequence[str] | None = None,
+    removed: Sequence[CrossSplitDuplicate] = (),
+    source: str | None = None,
+) -> Path:
+    """Write a decathlon-style JSON (``training``/``validation``/``test`` plus ``labels``, ``num*`` counts and the
+    dropped duplicates), readable with :func:`monai_remedis.data.load_datalist`.
+
+    Raises:
+        TypeError: an item whose image is not a file path (export in-memory arrays first).
+    """
+    for name, items in splits.items():
+        for item in items:
+            if not isinstance(item.get("image"), str):
+                raise TypeError(f"split '{name}' item {item.get('id')}: only file-path items can be saved as JSON.")
+    payload: dict[str, Any] = {"source": source} if source else {}
+    if class_names:
+        payload["labels"] = {str(i): name for i, name in enumerate(class_names)}
+    payload.update({f"num_{name}": len(items) for name, items in splits.items()})
+    if removed:
+        payload["dropped_duplicates"] = [str(d) for d in removed]
+    payload.update({name: [_jsonable(item) for item in items] for name, items in splits.items()})
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2))
+    return path
+
+
+def _jsonable(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        k: (v.tolist() if isinstance(v, np.ndarray) else v.item() if isinstance(v, np.generic) else v)
+        for k, v in item.items()
+    }

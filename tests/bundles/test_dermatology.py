@@ -1,0 +1,47 @@
+"""Dermatology bundle on the HAM10000 subset: lesion-level splits from the CSV, colour-jittered views, and every
+stage through ``python -m monai_remedis run``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bundle_test_utils import TINY, assert_pipeline_artefacts, run_python  # noqa: E402
+
+from monai_remedis.data.patient_split import check_patient_disjoint  # noqa: E402
+
+
+def test_splits_are_lesion_level_stratified_and_cover_all_1487_images(bundle_config) -> None:
+    datalist = bundle_config("dermatology").get_parsed_content("datalist")
+    sizes = {k: len(v) for k, v in datalist.items()}
+    assert sum(sizes.values()) == 1487 and 200 <= sizes["val"] <= 250 and 200 <= sizes["test"] <= 250, sizes
+    check_patient_disjoint(datalist)  # lesion_id is the grouping key (HAM10000 has no patient id)
+    for items in datalist.values():
+        assert {item["label"] for item in items} == set(range(7))
+    assert datalist["train"][0]["image"].endswith(".jpg") and Path(datalist["train"][0]["image"]).is_file()
+
+
+def test_ssl_views_are_rgb_at_the_requested_size_and_differ_in_colour(bundle_config) -> None:
+    cfg = bundle_config("dermatology", limit=2, image_size=[64, 64], grayscale_prob=0.0)
+    item = cfg.get_parsed_content("datalist#train")[0]
+    transform = cfg.get_parsed_content("ssl_transform")
+    transform.set_random_state(3)
+    views = transform(item)
+    v0, v1 = views["view_0"], views["view_1"]
+    assert v0.shape == v1.shape == (3, 64, 64)
+    assert 0.0 <= float(torch.minimum(v0.min(), v1.min())) and float(torch.maximum(v0.max(), v1.max())) <= 1.0
+    assert not torch.allclose(v0.mean(dim=(1, 2)), v1.mean(dim=(1, 2)), atol=1e-3)  # mean colours differ
+
+
+def test_every_stage_runs_through_the_cli_on_ham10000(tmp_path: Path) -> None:
+    overrides = {**TINY, "image_size": [32, 32], "blur_max_sigma": 0.5}
+    args = ["-m", "monai_remedis", "run", "dermatology", "--output_dir", str(tmp_path)]
+    for key, value in overrides.items():
+        args += [f"--{key}", str(value)]
+    result = run_python(args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert_pipeline_artefacts(tmp_path, "bit_resnet18", in_channels=3, num_classes=7)
