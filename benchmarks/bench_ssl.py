@@ -46,7 +46,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the overhead comparison")
     p.add_argument("--strategies", nargs="+", default=None, help="default: every registered strategy")
-    p.add_argument("--strategy-kwargs", type=json.loads, default={}, help='JSON, e.g. \'{"byol": {"hidden_dim": 512}}\'')
+    p.add_argument(
+        "--strategy-kwargs", type=json.loads, default={}, help='JSON, e.g. \'{"byol": {"hidden_dim": 512}}\''
+    )
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
     return p.parse_args(argv)

@@ -242,6 +242,8 @@ def folder_datalist(
         ``(items, class_names)``.
     """
     root = Path(root).resolve()
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder not found: {root}")
     names = list(class_names) if class_names else sorted(p.name for p in root.iterdir() if p.is_dir())
     items = image_folder_datalist(root, suffixes=suffixes, class_names=names)
     if patient_from:

@@ -112,9 +112,8 @@ class MultiInstanceViewsd(Randomizable, MapTransform):
         candidates = self.partners(data)
         self._partner = candidates[self.R.randint(len(candidates))] if candidates else None
 
-    def _load(self, item: Mapping[Hashable, Any]) -> Any:
-        loaded = self.load_transform(dict(item)) if self.load_transform is not None else dict(item)
-        return loaded
+    def _load(self, item: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        return dict(self.load_transform(dict(item))) if self.load_transform is not None else dict(item)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         key = self.keys[0]

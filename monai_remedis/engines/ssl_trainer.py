@@ -106,7 +106,9 @@ class SSLTrainer(Trainer):
 
 def _global_scalars(out: dict[str, Any]) -> dict[str, float]:
     """The scalar tensors of a strategy output as floats, averaged over ranks when distributed."""
-    scalars = {k: v.detach().float().reshape(()) for k, v in out.items() if isinstance(v, torch.Tensor) and v.numel() == 1}
+    scalars = {
+        k: v.detach().float().reshape(()) for k, v in out.items() if isinstance(v, torch.Tensor) and v.numel() == 1
+    }
     world = idist.get_world_size()
     if world > 1 and scalars:
         mean = idist.all_reduce(torch.stack(list(scalars.values()))) / world

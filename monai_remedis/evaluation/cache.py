@@ -45,9 +45,7 @@ def split_deterministic(transform: Callable) -> tuple[Compose, Compose]:
     return Compose(steps[:first_random]), Compose(steps[first_random:])
 
 
-def decode_once(
-    datalist: Sequence[Mapping[str, Any]], transform: Callable
-) -> tuple[list[dict[str, Any]], Compose]:
+def decode_once(datalist: Sequence[Mapping[str, Any]], transform: Callable) -> tuple[list[dict[str, Any]], Compose]:
     """Apply the deterministic head of ``transform`` to every item once.
 
     Args:

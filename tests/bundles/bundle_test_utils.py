@@ -21,17 +21,21 @@ from monai_remedis.models.classifier import Classifier
 BUNDLES = PROJECT_ROOT / "bundles"
 
 # One optimiser step per stage on a handful of items: a smoke run of every stage that fits the test budget.
+# NO_SWEEP skips the evaluate stage's data-efficiency sweep (two more fine-tunes); the slow lane runs it.
+NO_SWEEP = {"sweep_inits": "${}"}
 TINY: dict[str, Any] = {
     "max_epochs": 1,
     "epoch_length": 1,
     "batch_size": 8,
     "finetune_batch_size": 8,
     "sweep_batch_size": 8,
+    "min_steps": 0,
+    "sweep_min_steps": 0,
     "sweep_fractions": [1.0],
     "sweep_seeds": [0],
     "n_boot": 20,
     "log_every": 0,
-    "limit": 16,
+    "limit": 12,
 }
 
 
@@ -79,7 +83,13 @@ def monai_bundle_args(bundle: str, out: Path, stage: str = "pipeline", **overrid
 
 
 def assert_pipeline_artefacts(
-    out: Path, backbone: str, in_channels: int, num_classes: int, spatial_dims: int = 2, pretrained: bool = True
+    out: Path,
+    backbone: str,
+    in_channels: int,
+    num_classes: int,
+    spatial_dims: int = 2,
+    pretrained: bool = True,
+    sweep: bool = True,
 ) -> dict[str, Any]:
     """Every stage left what the next one reads, and the evaluation reports ID, OOD and sweep metrics.
 
@@ -103,8 +113,10 @@ def assert_pipeline_artefacts(
     for result in evaluations.values():
         assert result["metrics"]["n_classes"] == num_classes
         assert 0.0 <= result["metrics"]["accuracy"] <= 1.0
-    assert {r["init"] for r in metrics["records"]} == {"remedis", "baseline"}
-    assert all(0.0 <= r["auc"] <= 1.0 for r in metrics["records"])
-    for name in ("report.md", "sweep.csv", "data_efficiency.png"):
-        assert (out / "evaluate" / name).is_file(), name
+    assert (out / "evaluate" / "report.md").is_file()
+    if sweep:
+        assert {r["init"] for r in metrics["records"]} == {"remedis", "baseline"}
+        assert all(0.0 <= r["auc"] <= 1.0 for r in metrics["records"])
+        for name in ("sweep.csv", "data_efficiency.png"):
+            assert (out / "evaluate" / name).is_file(), name
     return metrics

@@ -3,9 +3,11 @@ stage through ``python -m monai_remedis run``."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -37,11 +39,24 @@ def test_ssl_views_are_rgb_at_the_requested_size_and_differ_in_colour(bundle_con
     assert not torch.allclose(v0.mean(dim=(1, 2)), v1.mean(dim=(1, 2)), atol=1e-3)  # mean colours differ
 
 
-def test_every_stage_runs_through_the_cli_on_ham10000(tmp_path: Path) -> None:
-    overrides = {**TINY, "image_size": [32, 32], "blur_max_sigma": 0.5}
-    args = ["-m", "monai_remedis", "run", "dermatology", "--output_dir", str(tmp_path)]
-    for key, value in overrides.items():
+def _cli_args(out: Path, stage: str, **overrides: object) -> list[str]:
+    args = ["-m", "monai_remedis", "run", "dermatology", stage, "--output_dir", str(out)]
+    for key, value in {**TINY, "image_size": [32, 32], "blur_max_sigma": 0.5, **overrides}.items():
         args += [f"--{key}", str(value)]
-    result = run_python(args)
+    return args
+
+
+def test_finetune_stage_runs_through_the_cli_on_ham10000_jpegs(tmp_path: Path) -> None:
+    result = run_python(_cli_args(tmp_path, "finetune", finetune_init="$None"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "finetune" / "metrics.json").read_text())
+    assert metrics["num_labels"] == TINY["limit"] and metrics["init_weights"] == ""
+    classifier = torch.load(tmp_path / "finetune" / "classifier.pt", weights_only=True)
+    assert classifier["head.1.weight"].shape == (7, 512) and torch.isfinite(classifier["head.1.weight"]).all()
+
+
+@pytest.mark.slow
+def test_every_stage_runs_through_the_cli_on_ham10000(tmp_path: Path) -> None:
+    result = run_python(_cli_args(tmp_path, "pipeline"))
     assert result.returncode == 0, result.stderr[-3000:]
     assert_pipeline_artefacts(tmp_path, "bit_resnet18", in_channels=3, num_classes=7)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bundle_test_utils import assert_pipeline_artefacts, monai_bundle_args, run_python  # noqa: E402
+from bundle_test_utils import NO_SWEEP, assert_pipeline_artefacts, monai_bundle_args, run_python  # noqa: E402
 
 
 def test_retinamnist_splits_are_the_official_ones_with_rgb_images(bundle_config) -> None:
@@ -39,7 +40,8 @@ def test_simulated_ood_set_changes_the_images(bundle_config) -> None:
     assert ood.shape == plain.shape and float((ood - plain).abs().mean()) > 0.02
 
 
-def test_every_stage_runs_through_monai_bundle_on_retinamnist(tmp_path: Path) -> None:
-    result = run_python(monai_bundle_args("fundus", tmp_path))
+@pytest.mark.parametrize("sweep", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["no_sweep", "sweep"])
+def test_every_stage_runs_through_monai_bundle_on_retinamnist(tmp_path: Path, sweep: bool) -> None:
+    result = run_python(monai_bundle_args("fundus", tmp_path, **({} if sweep else NO_SWEEP)))
     assert result.returncode == 0, result.stderr[-3000:]
-    assert_pipeline_artefacts(tmp_path, "bit_resnet18", in_channels=3, num_classes=5)
+    assert_pipeline_artefacts(tmp_path, "bit_resnet18", in_channels=3, num_classes=5, sweep=sweep)

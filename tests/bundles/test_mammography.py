@@ -3,16 +3,20 @@ and every stage through ``monai.bundle run``."""
 
 from __future__ import annotations
 
+import json
+import math
 import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bundle_test_utils import assert_pipeline_artefacts, monai_bundle_args, run_python  # noqa: E402
 
+from monai_remedis.backbones import create_backbone, load_backbone_weights  # noqa: E402
 from monai_remedis.data.patient_split import check_patient_disjoint  # noqa: E402
 
 
@@ -45,9 +49,19 @@ def test_ssl_views_are_high_resolution_crops(bundle_config) -> None:
     assert not torch.equal(views["view_0"], views["view_1"])
 
 
+SMALL = {"load_size": [64, 64], "image_size": [32, 32], "blur_max_sigma": 0.5}
+
+
+def test_ssl_stage_runs_through_monai_bundle_on_mini_mias(tmp_path: Path) -> None:
+    result = run_python(monai_bundle_args("mammography", tmp_path, stage="ssl", ssl_init="$None", **SMALL))
+    assert result.returncode == 0, result.stderr[-3000:]
+    history = json.loads((tmp_path / "ssl" / "history.json").read_text())
+    assert history["epoch"] == [1] and math.isfinite(history["loss"][0])
+    load_backbone_weights(create_backbone("bit_resnet18", in_channels=1), tmp_path / "ssl" / "backbone.pt")
+
+
+@pytest.mark.slow
 def test_every_stage_runs_through_monai_bundle_on_mini_mias(tmp_path: Path) -> None:
-    result = run_python(
-        monai_bundle_args("mammography", tmp_path, load_size=[64, 64], image_size=[32, 32], blur_max_sigma=0.5)
-    )
+    result = run_python(monai_bundle_args("mammography", tmp_path, **SMALL))
     assert result.returncode == 0, result.stderr[-3000:]
     assert_pipeline_artefacts(tmp_path, "bit_resnet18", in_channels=1, num_classes=2)

@@ -7,12 +7,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import tifffile
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bundle_test_utils import assert_pipeline_artefacts, monai_bundle_args, run_python  # noqa: E402
+from bundle_test_utils import NO_SWEEP, assert_pipeline_artefacts, monai_bundle_args, run_python  # noqa: E402
 
 from monai_remedis.data.patient_split import check_patient_disjoint  # noqa: E402
 
@@ -50,7 +51,9 @@ def test_ssl_views_carry_stain_jitter(bundle_config) -> None:
     assert means.shape == (8, 3) and float(means.std(dim=0).max()) > 0.005
 
 
-def test_every_stage_runs_through_monai_bundle_on_tiff_tiles(tmp_path: Path) -> None:
-    result = run_python(monai_bundle_args("pathology", tmp_path, image_size=[32, 32], blur_max_sigma=0.5))
+@pytest.mark.parametrize("sweep", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["no_sweep", "sweep"])
+def test_every_stage_runs_through_monai_bundle_on_tiff_tiles(tmp_path: Path, sweep: bool) -> None:
+    overrides = {"image_size": [32, 32], "blur_max_sigma": 0.5, **({} if sweep else NO_SWEEP)}
+    result = run_python(monai_bundle_args("pathology", tmp_path, **overrides))
     assert result.returncode == 0, result.stderr[-3000:]
-    assert_pipeline_artefacts(tmp_path, "bit_resnet18", in_channels=3, num_classes=8)
+    assert_pipeline_artefacts(tmp_path, "bit_resnet18", in_channels=3, num_classes=8, sweep=sweep)

@@ -20,17 +20,28 @@ def test_short_finetune_reaches_test_auc_above_0_8(cxr_config, tmp_path: Path) -
     cfg = cxr_config()
     train = cfg.get_parsed_content("datalist#train")
     stage = FinetuneStage(
-        create_backbone("bit_resnet18", in_channels=1), 2, train, cfg.get_parsed_content("train_transform"), tmp_path,
-        val_datalist=cfg.get_parsed_content("datalist#val"), val_transform=cfg.get_parsed_content("eval_transform"),
-        label_fraction=0.15, fraction_seed=0, max_epochs=2, batch_size=64, learning_rate=0.01, log_every=0,
+        create_backbone("bit_resnet18", in_channels=1),
+        2,
+        train,
+        cfg.get_parsed_content("train_transform"),
+        tmp_path,
+        val_datalist=cfg.get_parsed_content("datalist#val"),
+        val_transform=cfg.get_parsed_content("eval_transform"),
+        label_fraction=0.15,
+        fraction_seed=0,
+        max_epochs=2,
+        batch_size=64,
+        learning_rate=0.01,
+        log_every=0,
     )
     result = stage.run()
     assert result["num_labels"] == pytest.approx(0.15 * len(train), abs=2)
     assert result["best_val_auc"] > 0.8
     model = Classifier(create_backbone("bit_resnet18", in_channels=1), 2)
     model.load_state_dict(torch.load(result["classifier"], weights_only=True))
-    probs, labels = predict(model.eval(), cfg.get_parsed_content("datalist#test"),
-                            cfg.get_parsed_content("eval_transform"))
+    probs, labels = predict(
+        model.eval(), cfg.get_parsed_content("datalist#test"), cfg.get_parsed_content("eval_transform")
+    )
     assert len(labels) == 624
     assert auc_score(probs, labels) > 0.8
     assert json.loads((tmp_path / "metrics.json").read_text())["label_fraction"] == 0.15
@@ -41,9 +52,17 @@ def test_linear_probe_trains_only_the_head(cxr_config, tmp_path: Path) -> None:
     backbone = create_backbone("bit_resnet18", in_channels=1)
     torch.save(backbone.state_dict(), tmp_path / "backbone.pt")
     stage = FinetuneStage(
-        create_backbone("bit_resnet18", in_channels=1), 2, cfg.get_parsed_content("datalist#train"),
-        cfg.get_parsed_content("train_transform"), tmp_path / "probe", init_weights=tmp_path / "backbone.pt",
-        linear_probe=True, max_epochs=1, batch_size=32, learning_rate=0.1, log_every=0,
+        create_backbone("bit_resnet18", in_channels=1),
+        2,
+        cfg.get_parsed_content("datalist#train"),
+        cfg.get_parsed_content("train_transform"),
+        tmp_path / "probe",
+        init_weights=tmp_path / "backbone.pt",
+        linear_probe=True,
+        max_epochs=1,
+        batch_size=32,
+        learning_rate=0.1,
+        log_every=0,
     )
     result = stage.run()
     trained = torch.load(result["classifier"], weights_only=True)

@@ -1,0 +1,116 @@
+"""Sweep helpers and the paired seed bootstrap, on synthetic predictions; decode-once cache on the CXR transform."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from monai.bundle import ConfigParser
+
+from monai_remedis.data import label_fraction, medmnist_datalist
+from monai_remedis.data.paths import PROJECT_ROOT
+from monai_remedis.evaluation.cache import decode_once, split_deterministic
+from monai_remedis.evaluation.report import format_console_table
+from monai_remedis.evaluation.statistics import (
+    auc_score,
+    label_reduction_factor,
+    paired_bootstrap_difference,
+    paired_seed_bootstrap_difference,
+)
+from monai_remedis.evaluation.sweep import (
+    headline_lines,
+    metric_table,
+    paired_comparisons,
+    subset_indices,
+    sweep_per_class,
+)
+
+
+def _probs(labels: np.ndarray, signal: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    p1 = 1 / (1 + np.exp(-(signal * (2 * labels - 1) + rng.normal(size=labels.size))))
+    return np.stack([1 - p1, p1], axis=1)
+
+
+LABELS = np.array([0, 1] * 100)
+
+
+def test_subset_indices_are_the_label_fraction_subset() -> None:
+    items = [{"label": i % 3, "id": f"x{i}"} for i in range(60)]
+    idx = subset_indices(items, 0.2, seed=4)
+    assert [items[i] for i in idx] == label_fraction(items, 0.2, seed=4)
+
+
+def test_paired_seed_bootstrap_identical_models_and_clear_winner() -> None:
+    a = [_probs(LABELS, 1.0, s) for s in range(3)]
+    same = paired_seed_bootstrap_difference(a, a, LABELS, auc_score, n_boot=200)
+    assert same["diff"] == 0 and same["low"] == 0 and same["high"] == 0 and same["p_value"] == 1.0
+    strong = [_probs(LABELS, 3.0, s + 10) for s in range(3)]
+    win = paired_seed_bootstrap_difference(strong, a, LABELS, auc_score, n_boot=200)
+    assert win["low"] > 0 and win["wins"] == 3 and win["p_value"] < 0.05
+    assert win["diff"] == pytest.approx(np.mean(win["seed_diffs"]))
+
+
+def test_paired_seed_bootstrap_with_one_seed_has_the_plain_paired_point() -> None:
+    a, b = _probs(LABELS, 1.5, 0), _probs(LABELS, 1.0, 1)
+    one = paired_seed_bootstrap_difference([a], [b], LABELS, auc_score, n_boot=100)
+    plain = paired_bootstrap_difference(a, b, LABELS, auc_score, n_boot=100)
+    assert one["diff"] == pytest.approx(plain["diff"]) and one["n_seeds"] == 1
+
+
+def test_paired_seed_bootstrap_rejects_unmatched_seeds() -> None:
+    with pytest.raises(ValueError, match="same non-zero number of seeds"):
+        paired_seed_bootstrap_difference([_probs(LABELS, 1, 0)], [], LABELS, auc_score)
+
+
+def test_paired_comparisons_pair_common_seeds_only() -> None:
+    probs = {("b", 0.1, 0): _probs(LABELS, 1, 0), ("b", 0.1, 1): _probs(LABELS, 1, 1)}
+    probs.update({("r", 0.1, 1): _probs(LABELS, 2, 2), ("r", 1.0, 0): _probs(LABELS, 2, 3)})
+    rows = paired_comparisons(probs, LABELS, "b", ["b", "r"], [0.1, 1.0], [0, 1], n_boot=50)
+    assert len(rows) == 1 and rows[0]["seeds"] == [1] and rows[0]["init"] == "r" and rows[0]["fraction"] == 0.1
+
+
+def test_per_class_summary_averages_seeds() -> None:
+    probs = {("r", 1.0, s): _probs(LABELS, 2, s) for s in range(2)}
+    rows = sweep_per_class(probs, LABELS, ["r"], 1.0)
+    assert [r["class"] for r in rows] == [0, 1] and rows[0]["n_seeds"] == 2 and rows[0]["support"] == 100
+    assert 0.5 < rows[1]["auc"] <= 1
+
+
+def test_headline_and_console_table_say_reached_and_not_reached() -> None:
+    records = [
+        {"init": i, "fraction": f, "seed": s, "auc": auc}
+        for i, aucs in {"baseline": (0.6, 0.7, 0.8), "remedis": (0.82, 0.85, 0.9), "scratch": (0.5, 0.55, 0.6)}.items()
+        for f, auc in zip((0.1, 0.5, 1.0), aucs, strict=True)
+        for s in (0, 1)
+    ]
+    table = metric_table(records, ["baseline", "remedis", "scratch"], [0.1, 0.5, 1.0], [0, 1])
+    assert table["remedis"].shape == (3, 2)
+    reduction = label_reduction_factor([0.1, 0.5, 1.0], table, "baseline", n_boot=50)
+    lines = headline_lines({}, reduction, [], "baseline", num_train=100, mode="a linear probe")
+    text = "\n".join(lines)
+    assert "AUC 0.800" in text and "**remedis** matches it with 10% of the labels" in text
+    assert "**scratch** does not reach it" in text
+    summary = [{"init": r["init"], "fraction": r["fraction"], "n_seeds": 2, "auc_mean": r["auc"]} for r in records[::2]]
+    console = format_console_table(summary, reduction)
+    assert "label reduction remedis" in console and "not reached" in console
+
+
+def test_decode_once_matches_the_full_transform(data_dir: Path) -> None:
+    parser = ConfigParser()
+    parser.read_config(str(PROJECT_ROOT / "bundles" / "cxr" / "configs" / "common.yaml"))
+    transform = parser.get_parsed_content("train_transform")
+    head, tail = split_deterministic(transform)
+    assert [type(t).__name__ for t in head.transforms] == ["EnsureImaged", "ScaleIntensityRanged", "Resized"]
+    assert type(tail.transforms[0]).__name__ == "RandFlipd"
+    items = medmnist_datalist(data_dir / "medmnist_pneumonia" / "pneumoniamnist.npz", "val", limit=4)
+    decoded, cached_tail = decode_once(items, transform)
+    before = decoded[0]["image"].clone()
+    for item, dec in zip(items, decoded, strict=True):
+        transform.set_random_state(7)
+        cached_tail.set_random_state(7)
+        assert torch.allclose(transform(dict(item))["image"], cached_tail(dict(dec))["image"])
+    assert torch.equal(decoded[0]["image"], before)  # the cached item is never modified
+    assert decoded[0]["label"] == items[0]["label"] and decoded[0]["id"] == items[0]["id"]
