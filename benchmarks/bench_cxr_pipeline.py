@@ -43,6 +43,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--fractions", type=float, nargs="+", default=[0.01, 0.1, 1.0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--limit", type=int, default=None, help="items per split (smoke runs)")
+    p.add_argument("--reuse", action="store_true", help="reuse stage-1/2 outputs already in --run-dir")
     return p.parse_args()
 
 
@@ -79,7 +80,9 @@ def main() -> None:
     timings["pretrain_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    ssl = SSLStage(
+    ssl_dir = run_dir / "ssl"
+    reuse_ssl = args.reuse and (ssl_dir / "backbone.pt").is_file()
+    ssl = {"backbone": str(ssl_dir / "backbone.pt"), "history": str(ssl_dir / "history.json")} if reuse_ssl else SSLStage(
         parser.get_parsed_content("datalist#train"),
         parser.get_parsed_content("ssl_transform"),
         create_backbone(args.backbone, in_channels=1),

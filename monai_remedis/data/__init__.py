@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+from monai_remedis.data.builders import (
+    dicom_folder_datalist,
+    folder_datalist,
+    limit_per_label,
+    prepare_splits,
+    resolve_duplicates,
+    split_datalist,
+    table_datalist,
+    write_datalist,
+)
+from monai_remedis.data.color import RandColorJitterd, RandGrayscaled
 from monai_remedis.data.datalists import (
     csv_datalist,
     image_folder_datalist,
@@ -32,6 +43,7 @@ from monai_remedis.data.readers import (
     read_dicom_image,
     read_image,
 )
+from monai_remedis.data.stain import RandHEDJitterd
 from monai_remedis.data.transforms import EnsureImaged, MultiViewd
 
 __all__ = [
@@ -39,6 +51,9 @@ __all__ = [
     "MedicalDicomReader",
     "MedicalImageReader",
     "MultiViewd",
+    "RandColorJitterd",
+    "RandGrayscaled",
+    "RandHEDJitterd",
     "TiffReader",
     "add_patient_ids",
     "check_disjoint_splits",
@@ -53,6 +68,14 @@ __all__ = [
     "read_dicom_image",
     "read_image",
     "csv_datalist",
+    "dicom_folder_datalist",
+    "folder_datalist",
+    "limit_per_label",
+    "prepare_splits",
+    "resolve_duplicates",
+    "split_datalist",
+    "table_datalist",
+    "write_datalist",
     "image_folder_datalist",
     "label_fraction",
     "load_datalist",

@@ -16,6 +16,7 @@ Split names follow the MONAI decathlon JSON: ``training``, ``validation``, ``tes
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import re
@@ -47,6 +48,7 @@ __all__ = [
     "encode_labels",
     "export_npz_splits",
     "folder_datalist",
+    "limit_per_label",
     "npz_splits",
     "patient_id_function",
     "prepare_splits",
@@ -216,14 +218,37 @@ def resolve_duplicates(
     return {name: kept[name] for name in splits}, removed
 
 
+def limit_per_label(items: Sequence[Any], limit: int | None) -> list[Any]:
+    """The first ``limit`` items taken round-robin across labels, in their original order.
+
+    A folder datalist is sorted by class, so its first N items are often all one class; drawing in turn from each
+    label keeps smoke runs (and their metrics) meaningful. Items without a label count as one group.
+    """
+    if limit is None or limit >= len(items):
+        return list(items)
+    groups: dict[str, list[int]] = {}
+    for index, item in enumerate(items):
+        label = item.get("label") if isinstance(item, Mapping) else None
+        groups.setdefault(str(label), []).append(index)
+    queues = [iter(indices) for indices in groups.values()]
+    chosen: list[int] = []
+    while len(chosen) < limit:
+        for queue in queues:
+            index = next(queue, None)
+            if index is not None and len(chosen) < limit:
+                chosen.append(index)
+    return [items[i] for i in sorted(chosen)]
+
+
 def prepare_splits(
     splits: Mapping[str, Sequence[Any]], limit: int | None = None, on_duplicate: str = "error"
 ) -> dict[str, list[Any]]:
-    """Bundle helper: keep the first ``limit`` items of each split, then refuse or drop cross-split duplicates.
+    """Bundle helper: keep ``limit`` items of each split (round-robin across labels, see :func:`limit_per_label`),
+    then refuse or drop cross-split duplicates.
 
     Only the kept items are hashed, so smoke runs with a small ``limit`` stay fast.
     """
-    limited = {name: list(items)[:limit] for name, items in splits.items()}
+    limited = {name: limit_per_label(items, limit) for name, items in splits.items()}
     return resolve_duplicates(limited, on_duplicate)[0]
 
 
@@ -272,8 +297,6 @@ def table_datalist(
     Raises:
         KeyError: a missing image or label column, naming the CSV's columns.
     """
-    import csv
-
     with open(csv_path, newline="") as f:
         columns = csv.DictReader(f).fieldnames or []
     if label_column and label_column not in columns:
@@ -311,8 +334,6 @@ def _dicom_key(ds: Any, path: Path, root: Path, match_on: str) -> str:
 
 
 def _read_label_table(csv_path: str | Path, key_column: str, label_column: str) -> dict[str, str]:
-    import csv
-
     with open(csv_path, newline="") as f:
         reader = csv.DictReader(f)
         for needed in (key_column, label_column):

@@ -51,10 +51,13 @@ def metric_table(
 ) -> dict[str, np.ndarray]:
     """init -> ``(F, S)`` array of ``metric`` (NaN for a missing run), the input of the label-reduction factor."""
     by_key = {(r["init"], float(r["fraction"]), int(r["seed"])): r.get(metric) for r in records}
+
+    def value(key: tuple[str, float, int]) -> float:
+        v = by_key.get(key)
+        return math.nan if v is None else float(v)
+
     return {
-        init: np.array(
-            [[float(by_key.get((init, float(f), int(s))) or math.nan) for s in seeds] for f in fractions], dtype=float
-        )
+        init: np.array([[value((init, float(f), int(s))) for s in seeds] for f in fractions], dtype=float)
         for init in inits
     }
 

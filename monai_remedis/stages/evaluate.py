@@ -307,6 +307,7 @@ class EvaluateStage:
     def _finish(
         self, init: str, fraction: float, seed: int, probs: np.ndarray, labels: np.ndarray, extra: dict[str, Any]
     ) -> tuple[dict[str, Any], np.ndarray]:
+        probs = probs.astype(np.float32)  # as stored: a resumed sweep computes the same statistics
         m = classification_metrics(probs, labels)
         record = {
             "init": init,
@@ -318,7 +319,7 @@ class EvaluateStage:
         run_dir = self._run_dir(init, fraction, seed)
         if is_main_process():
             run_dir.mkdir(parents=True, exist_ok=True)
-            np.savez_compressed(run_dir / "predictions.npz", probs=probs.astype(np.float32), labels=labels)
+            np.savez_compressed(run_dir / "predictions.npz", probs=probs, labels=labels)
             atomic_write_json(record, run_dir / "result.json")  # last: its presence marks the run as finished
         logger.info("sweep %s fraction %g seed %d: AUC %.4f", init, fraction, seed, record["auc"])
         return record, probs
@@ -399,7 +400,7 @@ class EvaluateStage:
         finished = self._load_done(self._run_dir(init, fraction, seed))
         if finished is not None:
             return finished
-        train, val, test = features["train"], features["val"], features["test"]
+        train, val, test = features["train"], features.get("val"), features["test"]
         assert train is not None and test is not None
         idx = torch.as_tensor(subset_indices(self.sweep_train_datalist, fraction, seed))
         probe = train_linear_probe(
@@ -433,10 +434,11 @@ class EvaluateStage:
     def _run_probes(self) -> dict[RunKey, tuple[dict[str, Any], np.ndarray | None]]:
         results = {}
         for init, weights in self.sweep_inits.items():
-            features = self._probe_features(init, weights)
-            for f in self.fractions:
-                for s in self.seeds:
-                    results[(init, f, s)] = self._probe_one(init, features, f, s)
+            keys = [(f, s) for f in self.fractions for s in self.seeds]
+            done = all((self._run_dir(init, f, s) / "result.json").is_file() for f, s in keys)
+            features = {} if done else self._probe_features(init, weights)  # a finished init needs no features
+            for f, s in keys:
+                results[(init, f, s)] = self._probe_one(init, features, f, s)
         return results
 
     def run_sweep(self) -> dict[str, Any]:

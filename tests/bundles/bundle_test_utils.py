@@ -30,7 +30,6 @@ TINY: dict[str, Any] = {
     "finetune_batch_size": 8,
     "sweep_batch_size": 8,
     "min_steps": 0,
-    "sweep_min_steps": 0,
     "sweep_fractions": [1.0],
     "sweep_seeds": [0],
     "n_boot": 20,

@@ -32,6 +32,9 @@ def test_ssl_views_are_distinct_volumes(bundle_config) -> None:
 
 
 def test_stage1_is_skipped_without_weights_and_imports_them_when_given(bundle_config, tmp_path: Path) -> None:
+    alone = bundle_config("ct3d", "pretrain", output_dir=str(tmp_path))
+    assert alone.get_parsed_content("run") == [None]  # `run ct3d pretrain` logs the skip and writes nothing
+    assert not (tmp_path / "pretrain").exists()
     cfg = bundle_config("ct3d", "pretrain", "ssl", "evaluate", output_dir=str(tmp_path))
     assert cfg.get_parsed_content("pretrain") is None
     assert cfg.get_parsed_content("ssl_init") is None and cfg.get_parsed_content("sweep_inits#baseline") is None

@@ -92,7 +92,8 @@ def _broken_references(parser: ConfigParser) -> list[str]:
     broken = []
     for node_id, value in _walk(parser.get()):
         if isinstance(value, str) and value.startswith(("$", "@")):
-            broken += [f"{node_id} -> @{ref}" for ref in ReferenceResolver.match_refs_pattern(value) if ref not in known]
+            refs = ReferenceResolver.match_refs_pattern(value)
+            broken += [f"{node_id} -> @{ref}" for ref in refs if ref not in known]
     return broken
 
 

@@ -18,6 +18,7 @@ from monai_remedis.data.builders import (
     encode_labels,
     export_npz_splits,
     folder_datalist,
+    limit_per_label,
     npz_splits,
     patient_id_function,
     prepare_splits,
@@ -75,6 +76,15 @@ def test_patient_id_from_a_regular_expression(data_dir: Path) -> None:
     assert patient_id_function(r"case(\d+)_")("case12_left.png") == "12"
     with pytest.raises(ValueError, match="does not match"):
         slide("no-slide-here.tif")
+
+
+def test_limit_draws_round_robin_across_labels_in_original_order(mias: Path) -> None:
+    items, _ = folder_datalist(mias / "images_512")  # 63 benign files, then 52 malignant
+    assert {item["label"] for item in items[:10]} == {0}
+    limited = limit_per_label(items, 7)
+    assert [item["label"] for item in limited] == [0, 0, 0, 0, 1, 1, 1]
+    assert [item["id"] for item in limited] == [i["id"] for i in items[:4] + items[63:66]]
+    assert limit_per_label(items, None) == items and limit_per_label(items[:3], 10) == items[:3]
 
 
 # ---- labels and CSV -------------------------------------------------------------------------------------------------
