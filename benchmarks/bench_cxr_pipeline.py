@@ -60,19 +60,23 @@ def main() -> None:
     nat_train = parser.get_parsed_content("pretrain#train_datalist")
     nat_test = parser.get_parsed_content("pretrain#val_datalist")
     nat_eval = parser.get_parsed_content("natural_load_transform")
-    pre = PretrainStage(
-        backbone,
-        run_dir / "pretrain",
-        nat_train,
-        parser.get_parsed_content("natural_train_transform"),
-        num_classes=10,
-        max_epochs=args.pretrain_epochs,
-        batch_size=128,
-        optimizer="sgd",
-        learning_rate=0.1,
-        weight_decay=1e-4,
-        log_every=0,
-    ).run()
+    pre_dir = run_dir / "pretrain"
+    if args.reuse and (pre_dir / "classifier.pt").is_file():  # stage 1 already ran in this run dir
+        pre = {"backbone": str(pre_dir / "backbone.pt"), "classifier": str(pre_dir / "classifier.pt")}
+    else:
+        pre = PretrainStage(
+            backbone,
+            pre_dir,
+            nat_train,
+            parser.get_parsed_content("natural_train_transform"),
+            num_classes=10,
+            max_epochs=args.pretrain_epochs,
+            batch_size=128,
+            optimizer="sgd",
+            learning_rate=0.1,
+            weight_decay=1e-4,
+            log_every=0,
+        ).run()
     clf = Classifier(backbone, 10)
     clf.load_state_dict(torch.load(pre["classifier"], weights_only=True))
     probs, labels = predict(clf.eval(), nat_test, nat_eval)
@@ -81,22 +85,24 @@ def main() -> None:
 
     t0 = time.perf_counter()
     ssl_dir = run_dir / "ssl"
-    reuse_ssl = args.reuse and (ssl_dir / "backbone.pt").is_file()
-    ssl = {"backbone": str(ssl_dir / "backbone.pt"), "history": str(ssl_dir / "history.json")} if reuse_ssl else SSLStage(
-        parser.get_parsed_content("datalist#train"),
-        parser.get_parsed_content("ssl_transform"),
-        create_backbone(args.backbone, in_channels=1),
-        run_dir / "ssl",
-        init_weights=pre["backbone"],
-        max_epochs=args.ssl_epochs,
-        batch_size=args.ssl_batch,
-        optimizer="adamw",
-        learning_rate=1e-3,
-        lr_scale_batch=False,
-        weight_decay=1e-6,
-        warmup_epochs=0.5,
-        log_every=0,
-    ).run()
+    if args.reuse and (ssl_dir / "backbone.pt").is_file():  # stage 2 already ran in this run dir
+        ssl = {"backbone": str(ssl_dir / "backbone.pt"), "history": str(ssl_dir / "history.json")}
+    else:
+        ssl = SSLStage(
+            parser.get_parsed_content("datalist#train"),
+            parser.get_parsed_content("ssl_transform"),
+            create_backbone(args.backbone, in_channels=1),
+            ssl_dir,
+            init_weights=pre["backbone"],
+            max_epochs=args.ssl_epochs,
+            batch_size=args.ssl_batch,
+            optimizer="adamw",
+            learning_rate=1e-3,
+            lr_scale_batch=False,
+            weight_decay=1e-6,
+            warmup_epochs=0.5,
+            log_every=0,
+        ).run()
     ssl_history = json.loads(Path(ssl["history"]).read_text())
     timings["ssl_s"] = time.perf_counter() - t0
 

@@ -22,17 +22,17 @@ SHORT_RUN_KWARGS = {
     "simclr": {},
     "micle": {},
     "relic": {},
-    "moco_v2": {"queue_size": 256},
+    "moco_v2": {"queue_size": 64},
     "byol": {"hidden_dim": 512},
     "barlow_twins": {"hidden_dim": 512, "projection_dim": 512},
 }
-"""strategy_kwargs for short CPU runs: smaller queue and heads than the papers' defaults, same losses."""
+"""strategy_kwargs for short CPU runs: a queue that holds real keys after two steps, smaller heads; same losses."""
 
 
 def _bundle_args(configs: list[str], output_dir: Path, **overrides: object) -> list[str]:
-    args = ["run", "--config_file", repr(configs), "--output_dir", str(output_dir), "--ssl_init", "''"]
+    args = ["run", "--config_file", repr(configs), "--output_dir", str(output_dir)]
     for key, value in overrides.items():
-        args += [f"--{key}", repr(value) if isinstance(value, dict) else str(value)]
+        args += [f"--{key}", repr(value) if isinstance(value, (dict, str)) else str(value)]
     return args
 
 
@@ -43,23 +43,34 @@ def _run(cmd: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
     return proc
 
 
+@pytest.fixture(scope="module")
+def stage1_backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A stage-1 (supervised CIFAR-10 subset, 4 epochs) bit_resnet18, as REMEDIS starts SSL from."""
+    out = tmp_path_factory.mktemp("stage1")
+    args = _bundle_args(["bundles/cxr/configs/common.yaml", "bundles/cxr/configs/pretrain.yaml"], out, max_epochs=4)
+    _run([sys.executable, "-m", "monai.bundle", *args, "--log_every", "0"], timeout=1800)
+    return out / "pretrain" / "backbone.pt"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("strategy", sorted(SHORT_RUN_KWARGS))
-def test_strategy_runs_by_name_and_its_loss_falls(strategy: str, tmp_path: Path) -> None:
-    """3 epochs x 4 steps of 32 real chest X-rays from a random init: the last epoch's mean loss is lower."""
+def test_strategy_runs_by_name_and_its_loss_falls(strategy: str, stage1_backbone: Path, tmp_path: Path) -> None:
+    """From the stage-1 backbone, 3 epochs x 4 steps of 32 real chest X-rays: the last epoch's mean loss is lower.
+
+    From a random init the contrastive losses (SimCLR, MICLe, RELIC, MoCo) first rise for tens of steps while the
+    features leave their near-collapsed start, so a short run only shows the fall from the REMEDIS starting point.
+    """
     args = _bundle_args(
         CONFIGS,
         tmp_path,
         strategy=strategy,
         strategy_kwargs=SHORT_RUN_KWARGS[strategy],
+        ssl_init=str(stage1_backbone),
         limit=128,
         batch_size=32,
         max_epochs=3,
-        ssl_optimizer="adamw",
-        ssl_learning_rate=8e-3,  # x 32/256 -> AdamW lr 1e-3
-        ssl_warmup_epochs=0,
     )
-    _run([sys.executable, "-m", "monai.bundle", *args], timeout=600)
+    _run([sys.executable, "-m", "monai.bundle", *args], timeout=900)
     history = json.loads((tmp_path / "ssl" / "history.json").read_text())
     assert history["epoch"] == [1, 2, 3]
     assert history["loss"][-1] < history["loss"][0], history["loss"]
@@ -72,6 +83,7 @@ def test_multi_gpu_overlay_runs_under_torchrun_on_cpu(tmp_path: Path) -> None:
     args = _bundle_args(
         [*CONFIGS, "bundles/cxr/configs/multi_gpu.yaml"],
         tmp_path,
+        ssl_init="",
         strategy="moco_v2",
         strategy_kwargs={"queue_size": 64},
         limit=64,
