@@ -1,5 +1,5 @@
 """The numbers of docs/results.md: REMEDIS vs supervised baseline vs scratch on real MedMNIST data and a real
-second site, on CPU in about half an hour.
+second site, on CPU (sized for about half an hour on 2 idle cores; 50 minutes measured on a shared, busy machine).
 
 For each of PneumoniaMNIST, BreastMNIST and RetinaMNIST (28 px, official splits; cross-split pixel duplicates are
 dropped from train/val, test sets stay official):

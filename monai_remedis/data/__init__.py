@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from monai_remedis.data.aptos import APTOS_SITE, aptos_datalist, aptos_splits, clean_duplicates
 from monai_remedis.data.builders import (
     dicom_folder_datalist,
     folder_datalist,
@@ -47,6 +48,10 @@ from monai_remedis.data.stain import RandHEDJitterd
 from monai_remedis.data.transforms import EnsureImaged, MultiViewd
 
 __all__ = [
+    "APTOS_SITE",
+    "aptos_datalist",
+    "aptos_splits",
+    "clean_duplicates",
     "EnsureImaged",
     "MedicalDicomReader",
     "MedicalImageReader",

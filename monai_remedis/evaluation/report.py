@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -46,9 +47,12 @@ def plot_data_efficiency(
     if target is not None and np.isfinite(target):
         ax.axhline(target, color="grey", linestyle="--", linewidth=1, label="baseline @ 100%")
     ax.set_xscale("log")
+    ticks = sorted({100 * r["fraction"] for r in summary})
+    ax.set_xticks(ticks, [f"{t:.3g}" for t in ticks])
+    ax.minorticks_off()
     ax.set_xlabel("labelled training data used (%)")
     ax.set_ylabel(f"{metric.upper()} (band: min-max over seeds)")
-    ax.set_title(title or f"Data efficiency ({metric})")
+    ax.set_title(textwrap.fill(title or f"Data efficiency ({metric})", 60), fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -124,6 +128,13 @@ def _paired_table(paired: Sequence[Mapping[str, Any]], metric: str) -> list[str]
     return lines
 
 
+def _informative(reduction: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Label-reduction results, or nothing when the sweep had a single fraction (nothing to reduce)."""
+    if not reduction or any(len(r.get("fractions", [0, 1])) < 2 for r in reduction.values()):
+        return {}
+    return dict(reduction)
+
+
 def format_console_table(
     summary: Sequence[Mapping[str, Any]],
     reduction: Mapping[str, Any] | None = None,
@@ -143,7 +154,7 @@ def format_console_table(
             f"{r['init']:<22}{100 * r['fraction']:>7.3g}%{r['n_seeds']:>6}{_fmt(r[f'{metric}_mean'], 4):>10}"
             f"{_fmt(r.get(f'{metric}_min'), 4):>8}{_fmt(r.get(f'{metric}_max'), 4):>8}{diff:>28}"
         )
-    for init, r in (reduction or {}).items():
+    for init, r in _informative(reduction).items():
         if r.get("reached"):
             cell = f"reached at {100 * r['fraction']:.3g}% -> {r['factor']:.3g}x (95% CI {_fmt(r.get('low'), 1)}-"
             cell += (
@@ -218,6 +229,7 @@ def write_report(
             *_paired_table(paired, metric),
             "",
         ]
+    reduction = _informative(reduction)
     if reduction:
         lines += [
             "## Label-reduction factor",

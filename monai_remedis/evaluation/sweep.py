@@ -166,7 +166,7 @@ def headline_lines(
         ci = ev.get("auc_ci")
         interval = f" (95% CI {ci['low']:.3f}-{ci['high']:.3f})" if ci and np.isfinite(ci.get("low", math.nan)) else ""
         lines.append(f"{name}: AUC {ev['metrics']['auc']:.3f}{interval} on {ev['metrics']['n_samples']} images.")
-    if reduction:
+    if reduction and all(len(r.get("fractions", [0, 1])) > 1 for r in reduction.values()):
         target = next(iter(reduction.values()))["target"]
         labels = f" ({num_train} labelled images)" if num_train else ""
         via = f" with {mode}" if mode else ""
@@ -176,7 +176,9 @@ def headline_lines(
         for init, r in reduction.items():
             if init == baseline:
                 continue
-            if r["reached"]:
+            if r["reached"] and r["fraction"] >= r["reference_fraction"]:
+                lines.append(f"**{init}** reaches it only with {_pct(r['fraction'])} of the labels (no reduction).")
+            elif r["reached"]:
                 bound = " or fewer (reached at the smallest fraction tried)" if r["status"] != "reached" else ""
                 lines.append(
                     f"**{init}** matches it with {_pct(r['fraction'])} of the labels{bound}: "
