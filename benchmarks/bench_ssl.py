@@ -42,8 +42,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--backbone", default="bit_resnet18")
     p.add_argument("--image-size", type=int, default=28)
     p.add_argument("--batch-size", type=int, default=32, help="images per step (two views each)")
-    p.add_argument("--steps", type=int, default=5, help="timed steps per strategy / per overhead round")
-    p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    p.add_argument("--steps", type=int, default=3, help="timed steps per strategy / per overhead round")
+    p.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the overhead comparison")
     p.add_argument("--strategies", nargs="+", default=None, help="default: every registered strategy")
     p.add_argument(

@@ -29,6 +29,7 @@ from monai_remedis.data.duplicates import (
     find_cross_split_duplicates,
 )
 from monai_remedis.data.fractions import label_fraction
+from monai_remedis.data.multi_instance import MultiInstanceViewsd
 from monai_remedis.data.patient_split import (
     add_patient_ids,
     check_patient_disjoint,
@@ -55,6 +56,7 @@ __all__ = [
     "EnsureImaged",
     "MedicalDicomReader",
     "MedicalImageReader",
+    "MultiInstanceViewsd",
     "MultiViewd",
     "RandColorJitterd",
     "RandGrayscaled",

@@ -29,6 +29,7 @@ def projection_head(
         batch_norm: BatchNorm1d after each hidden Linear (False: hidden Linear layers get a bias instead).
 
     Example:
+        >>> import torch
         >>> head = projection_head(512, 512, 128, num_layers=2, last_bn=False, batch_norm=False)
         >>> head(torch.randn(4, 512)).shape
         torch.Size([4, 128])

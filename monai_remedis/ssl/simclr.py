@@ -52,8 +52,7 @@ class SimCLR(SSLStrategy):
         self.criterion = NTXentLoss(temperature=temperature, gather_distributed=gather_distributed)
 
     def forward(self, views: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
-        """NT-Xent loss of the two views, plus collapse signals: the embedding std (~1/sqrt(D) when healthy) and
-        MONAI's effective-rank collapse score (see :func:`monai_remedis.ssl.collapse.collapse_logs`)."""
+        """NT-Xent loss of the two views and the collapse signals (:func:`monai_remedis.ssl.collapse.collapse_logs`)."""
         x0, x1 = views
         batch = x0.shape[0]
         z = self.projector(self.backbone(torch.cat([x0, x1], dim=0)))
