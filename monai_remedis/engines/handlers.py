@@ -121,6 +121,9 @@ def attach_training_handlers(
     if resumed is not None:
         logger.info("resuming from %s", resumed)
         CheckpointLoader(load_path=str(resumed), load_dict=to_save, map_location="cpu").attach(engine)
+    if not is_main_process():  # under DDP only rank 0 reports progress; other ranks keep warnings and errors
+        engine.logger.setLevel(logging.WARNING)
+        return resumed
     StatsHandler(
         name="monai_remedis.train",
         iteration_log=lambda e, _: log_every > 0 and e.state.iteration % log_every == 0,

@@ -20,7 +20,7 @@ from monai_remedis.data.duplicates import content_hash, describe_item
 __all__ = ["HELD_OUT_SPLITS", "SelectionLeakError", "check_selection_data", "tag_split"]
 
 HELD_OUT_SPLITS = ("test", "ood")
-"""``split`` tags that must never drive model selection (same as ``stages.supervised.HELD_OUT_SPLITS``)."""
+"""``split`` tags that must never drive model selection (also used by ``stages.supervised``)."""
 
 
 class SelectionLeakError(ValueError):

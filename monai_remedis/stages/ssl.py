@@ -169,7 +169,6 @@ class SSLStage:
         )
         if resumed is not None:
             _trim_history(history, resumed)
-        _quiet_other_ranks(trainer)
         logger.info(
             "SSL %s: %d images, %d steps/epoch, lr %.4g, %d epochs on %s (world %d)",
             self.strategy_name,
@@ -186,14 +185,6 @@ class SSLStage:
             atomic_torch_save(strategy.transferable_state_dict(), backbone_path)
             atomic_write_json(provenance("ssl", self._config(), [self.init_weights]), run_dir / "provenance.json")
         return {"backbone": str(backbone_path), "history": str(history_path), "run_dir": str(run_dir)}
-
-
-def _quiet_other_ranks(trainer: SSLTrainer) -> None:
-    """Under DDP only rank 0 logs progress; the other ranks keep warnings and errors."""
-    if is_main_process():
-        return
-    for name in ("monai_remedis", "monai_remedis.train", trainer.logger.name):
-        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _resumable_history(path: Path) -> dict[str, list[float]] | None:

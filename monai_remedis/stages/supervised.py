@@ -30,12 +30,11 @@ from monai_remedis.engines.runtime import (
     make_loader,
     resolve_device,
 )
+from monai_remedis.evaluation.guard import HELD_OUT_SPLITS
 from monai_remedis.models.classifier import Classifier
 from monai_remedis.optim import build_optimizer, warmup_cosine
 
 logger = logging.getLogger("monai_remedis")
-HELD_OUT_SPLITS = ("test", "ood")
-"""Split tags that must never drive model selection."""
 
 
 @dataclass
