@@ -34,6 +34,8 @@ def ensure_distributed() -> None:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group(backend=backend)
     logger.info("initialised %s process group: rank %d of %d", backend, dist.get_rank(), dist.get_world_size())
+    if dist.get_rank() != 0:  # only rank 0 reports progress; the other ranks keep warnings and errors
+        logger.setLevel(logging.WARNING)
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
