@@ -93,23 +93,45 @@ def _report(failures: list[PluginFailure], failure: PluginFailure, exc: BaseExce
     )
 
 
+def _is_builtin(ep: EntryPoint) -> bool:
+    """A built-in entry point: one of :data:`BUILTIN_PLUGINS`, pointing at our own module (not just named like it)."""
+    return BUILTIN_PLUGINS.get(ep.name) == ep.value
+
+
+def _register(pm: pluggy.PluginManager, plugin: object, name: str) -> None:
+    """Register ``plugin`` and validate its hook names; a plugin with an unknown hook is unregistered again.
+
+    Raises:
+        pluggy.PluginValidationError: a hook implementation matches no hook specification (a misspelt name).
+    """
+    pm.register(plugin, name=name)
+    try:
+        pm.check_pending()  # plugins registered before this one were checked already: any error is this one's
+    except pluggy.PluginValidationError:
+        pm.unregister(plugin)
+        raise
+
+
 def _discover(pm: pluggy.PluginManager, failures: list[PluginFailure], sources: dict[str, str]) -> None:
     allow, disabled = _env_list(ALLOW_ENV), _env_list(DISABLE_ENV)
-    seen: set[str] = set()
+    seen: dict[str, str] = {}
     for ep in sorted(entry_points(group=hookspecs.PROJECT_NAME), key=lambda e: e.name):
-        if ep.name in seen:  # the same distribution visible twice on sys.path
-            continue
-        seen.add(ep.name)
-        builtin = ep.name in BUILTIN_PLUGINS
+        dist = _distribution_label(ep)
+        if ep.name in seen:
+            if seen[ep.name] != ep.value:  # two distributions claim one name: the first one wins, say so
+                failure = PluginFailure(ep.name, dist, f"entry point name already used by {seen[ep.name]}")
+                _report(failures, failure, RuntimeError(failure.error))
+            continue  # else the same distribution visible twice on sys.path
+        seen[ep.name] = ep.value
+        builtin = _is_builtin(ep)
         if ep.name in disabled or (allow and not builtin and ep.name not in allow):
             logger.info("plugin '%s' not loaded (allowlist/disable settings)", ep.name)
             continue
-        dist = _distribution_label(ep)
         try:
             plugin = ep.load()
             if pm.is_registered(plugin):
                 continue
-            pm.register(plugin, name=ep.name)
+            _register(pm, plugin, ep.name)
         except Exception as exc:  # noqa: BLE001 - any import-time error of a plugin is isolated
             _report(failures, PluginFailure(ep.name, dist, f"{type(exc).__name__}: {exc}"), exc)
             continue
@@ -118,7 +140,6 @@ def _discover(pm: pluggy.PluginManager, failures: list[PluginFailure], sources: 
         if pm.get_plugin(name) is None and name not in disabled:
             pm.register(importlib.import_module(module_path), name=name)
             sources[name] = "builtin"
-    pm.check_pending()
 
 
 HOOKS = {"backbone": "remedis_register_backbones", "strategy": "remedis_register_strategies"}
@@ -175,7 +196,7 @@ def plugin_failures() -> list[PluginFailure]:
 def register_plugin(plugin: ModuleType | object, name: str | None = None) -> None:
     """Register a plugin object in-process (tests, notebooks) and add what it registers."""
     state = _state()
-    state.manager.register(plugin, name=name)
+    _register(state.manager, plugin, name)
     state.sources[state.manager.get_name(plugin)] = "in-process"
     _fill(state, only=plugin)
 
