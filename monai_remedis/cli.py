@@ -127,7 +127,7 @@ def _datalist_parser(sub: Any) -> None:
     p.add_argument("--no-patient-split", action="store_true", help="split by item even where patient ids exist")
     p.add_argument("--classes", nargs="+", help="class names in label order (default: sorted names)")
     p.add_argument("--patient-from", help="folder: 'mini-mias' or a regex giving the patient id from the path")
-    p.add_argument("--image-column", default="image", help="csv: image path column")
+    p.add_argument("--image-column", help="csv: image path column (default: 'image', else 'path')")
     p.add_argument("--label-column", default="label", help="csv/dicom: label column ('' for unlabelled csv)")
     p.add_argument("--base-dir", help="csv: folder the image paths are relative to (default: the CSV's folder)")
     p.add_argument("--suffix", default="", help="csv: appended to each image value (e.g. .jpg)")

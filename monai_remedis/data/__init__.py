@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from monai_remedis.data.aptos import APTOS_SITE, aptos_datalist, aptos_splits, clean_duplicates
 from monai_remedis.data.builders import (
+    checked_splits,
     dicom_folder_datalist,
     folder_datalist,
     limit_per_label,
     prepare_splits,
     resolve_duplicates,
+    resolve_label_conflicts,
     split_datalist,
     table_datalist,
     write_datalist,
@@ -21,12 +23,14 @@ from monai_remedis.data.datalists import (
     medmnist_datalist,
     natural_image_npz_datalist,
     save_datalist,
+    to_monai_layout,
 )
 from monai_remedis.data.duplicates import (
     check_disjoint_splits,
     content_hash,
     drop_cross_split_duplicates,
     find_cross_split_duplicates,
+    find_label_conflicts,
 )
 from monai_remedis.data.fractions import label_fraction
 from monai_remedis.data.multi_instance import MultiInstanceViewsd
@@ -64,11 +68,13 @@ __all__ = [
     "TiffReader",
     "add_patient_ids",
     "check_disjoint_splits",
+    "checked_splits",
     "check_patient_disjoint",
     "check_readable",
     "content_hash",
     "drop_cross_split_duplicates",
     "find_cross_split_duplicates",
+    "find_label_conflicts",
     "load_image_transforms",
     "mini_mias_patient_id",
     "patient_split",
@@ -80,6 +86,7 @@ __all__ = [
     "limit_per_label",
     "prepare_splits",
     "resolve_duplicates",
+    "resolve_label_conflicts",
     "split_datalist",
     "table_datalist",
     "write_datalist",
@@ -89,4 +96,5 @@ __all__ = [
     "medmnist_datalist",
     "natural_image_npz_datalist",
     "save_datalist",
+    "to_monai_layout",
 ]

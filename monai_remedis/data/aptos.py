@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from monai_remedis.data.datalists import to_monai_layout
 from monai_remedis.data.duplicates import content_hash
 from monai_remedis.data.paths import data_path
 
@@ -65,10 +66,8 @@ def _npz_items(root: Path) -> list[dict[str, Any]]:
         raise FileNotFoundError(f"APTOS npz not found: {path} (set REMEDIS_DATA or pass root).")
     with np.load(path, allow_pickle=False) as npz:
         images, labels, codes = npz["images"], npz["labels"].reshape(-1), npz["id_codes"]
-    return [
-        {"image": np.moveaxis(images[i], -1, 0), "label": int(labels[i]), "id": f"aptos2019/{codes[i]}"}
-        for i in range(len(images))
-    ]
+    images = to_monai_layout(images, spatial_dims=2)  # (N, 3, x, y), as the PNGs read
+    return [{"image": images[i], "label": int(labels[i]), "id": f"aptos2019/{codes[i]}"} for i in range(len(images))]
 
 
 def _png_items(root: Path) -> list[dict[str, Any]]:
@@ -131,7 +130,8 @@ def aptos_datalist(
 
     Args:
         root: the ``aptos2019_dr`` folder (default: ``$REMEDIS_DATA/aptos2019_dr``).
-        source: ``npz`` (28x28 RGB arrays, RetinaMNIST layout, channel-first) or ``png`` (128 px file paths).
+        source: ``npz`` (28x28 RGB arrays, RetinaMNIST layout, as ``(3, x, y)`` like files are read) or ``png``
+            (128 px file paths).
         clean: drop the pixel-identical duplicates (see the module docstring): 600 -> 592 images.
         site: site tag of every item.
         split: optional ``split`` tag of every item (e.g. ``"ood"`` when the whole set is an external test set).

@@ -1,17 +1,29 @@
 """Datalist builders behind ``python -m monai_remedis datalist`` and the bundles' split configs.
 
-Sources: a folder of class subfolders, a CSV table, a DICOM folder walk (labels from a CSV), a MedMNIST ``.npz``.
-Every builder ends the same way (:func:`split_datalist` then :func:`resolve_duplicates`):
+Sources: a folder of class subfolders (or a flat folder with the class in the file name), a CSV table, a DICOM
+folder walk (labels from a CSV), a MedMNIST ``.npz``. Every datalist ends the same way: :func:`split_datalist`
+(for sources without splits), then :func:`checked_splits`, which every bundle's ``common.yaml`` applies to its
+``datalist`` (whatever source or command-line override it came from):
 
 * **patient-level splits** when the items carry a patient id (whole patients go to one split, stratified by
   label), item-level stratified splits when none does, and an error when only some do;
-* **no image in two splits**: pixel-content hashes are compared across splits and a collision is refused with an
-  error naming both entries, or, on request (``on_duplicate="drop"``), the later copy is dropped. Copies are kept
-  in the split that matters most: ``test`` first (a published benchmark stays intact), then ``training``, then
-  ``validation``. PneumoniaMNIST's 8 train/val duplicates therefore leave validation (524 -> 516 images), and
-  BreastMNIST's train/test duplicate leaves training (546 -> 545); test sets never change.
+* **no image in two splits**: pixel-content hashes are compared across splits (:func:`resolve_duplicates`). Policies
+  (``on_duplicate``): ``error`` refuses any collision with an error naming both entries; ``drop`` removes the
+  lower-priority copies; ``drop_validation`` removes copies that sit in the validation split and refuses every
+  other collision (a training/test leak); ``ignore`` skips the check. Copies are kept in the split that matters
+  most: ``test`` first (a published benchmark stays intact), then ``training``, then ``validation``.
+  PneumoniaMNIST's 8 train/val duplicates therefore leave validation (524 -> 516 images; the cxr bundle's default
+  ``drop_validation``), and BreastMNIST's train/test duplicate leaves training under ``drop`` (546 -> 545); test
+  sets never change;
+* **no image with two labels**: identical pixels within one split under different labels
+  (:func:`resolve_label_conflicts`, ``on_label_conflict``: ``error``, ``drop`` -- both copies, since the true
+  label is unknown -- or ``ignore``). mini-MIAS files ``mdb144`` under both ``benign/`` and ``malignant/`` (the
+  mammography bundle drops both).
 
-Split names follow the MONAI decathlon JSON: ``training``, ``validation``, ``test``.
+With ``limit`` (smoke runs) only the kept items are hashed, so a duplicate outside them is not seen.
+
+Split names follow the MONAI decathlon JSON (``training``, ``validation``, ``test``); the bundles' short names
+(``train``, ``val``, ``test``) are understood too.
 """
 
 from __future__ import annotations
@@ -30,10 +42,18 @@ from monai_remedis.data.datalists import (
     IMAGE_SUFFIXES,
     MEDMNIST_SPLITS,
     csv_datalist,
+    from_monai_layout,
     image_folder_datalist,
     medmnist_datalist,
 )
-from monai_remedis.data.duplicates import CrossSplitDuplicate, drop_cross_split_duplicates, find_cross_split_duplicates
+from monai_remedis.data.duplicates import (
+    CrossSplitDuplicate,
+    HashFn,
+    LabelConflict,
+    content_hash,
+    find_cross_split_duplicates,
+    find_label_conflicts,
+)
 from monai_remedis.data.patient_split import (
     add_patient_ids,
     check_patient_disjoint,
@@ -43,7 +63,9 @@ from monai_remedis.data.patient_split import (
 
 __all__ = [
     "DUPLICATE_POLICIES",
+    "LABEL_CONFLICT_POLICIES",
     "SPLIT_KEYS",
+    "checked_splits",
     "dicom_folder_datalist",
     "encode_labels",
     "export_npz_splits",
@@ -53,6 +75,7 @@ __all__ = [
     "patient_id_function",
     "prepare_splits",
     "resolve_duplicates",
+    "resolve_label_conflicts",
     "split_datalist",
     "table_datalist",
     "write_datalist",
@@ -61,8 +84,10 @@ __all__ = [
 logger = logging.getLogger("monai_remedis")
 
 SPLIT_KEYS = ("training", "validation", "test")
-DUPLICATE_POLICIES = ("error", "drop", "ignore")
-_PRIORITY = {"test": 0, "training": 1, "train": 1, "validation": 2, "val": 2}
+DUPLICATE_POLICIES = ("error", "drop", "drop_validation", "ignore")
+LABEL_CONFLICT_POLICIES = ("error", "drop", "ignore")
+_VALIDATION = 2
+_PRIORITY = {"test": 0, "training": 1, "train": 1, "validation": _VALIDATION, "val": _VALIDATION}
 _NPZ_KEYS = dict(zip(MEDMNIST_SPLITS, SPLIT_KEYS, strict=True))
 _PATH_KEYS = ("path", "name", "stem")
 
@@ -104,6 +129,19 @@ def encode_labels(
     return out, names
 
 
+def _path_regex(spec: str, what: str) -> Callable[[Any], str]:
+    """The match (first group if any) of a regular expression in a path; raises ValueError naming the path."""
+    pattern = re.compile(spec)
+
+    def from_regex(path: Any) -> str:
+        match = pattern.search(str(path))
+        if match is None:
+            raise ValueError(f"{what} pattern {spec!r} does not match '{path}'.")
+        return match.group(1) if pattern.groups else match.group(0)
+
+    return from_regex
+
+
 def patient_id_function(spec: str) -> Callable[[Any], str]:
     """Patient id from an image path: ``"mini-mias"`` pairs consecutive mini-MIAS references (left/right breast of
     one woman); anything else is a regular expression whose match (first group if any) in the path is the id.
@@ -113,15 +151,7 @@ def patient_id_function(spec: str) -> Callable[[Any], str]:
     """
     if spec.lower() in ("mini-mias", "mini_mias", "mias"):
         return mini_mias_patient_id
-    pattern = re.compile(spec)
-
-    def from_regex(path: Any) -> str:
-        match = pattern.search(str(path))
-        if match is None:
-            raise ValueError(f"patient-id pattern {spec!r} does not match '{path}'.")
-        return match.group(1) if pattern.groups else match.group(0)
-
-    return from_regex
+    return _path_regex(spec, "patient-id")
 
 
 # ---- splits and duplicates ----------------------------------------------------------------------------------------
@@ -177,45 +207,109 @@ def _by_priority(splits: Mapping[str, Sequence[Any]]) -> dict[str, Sequence[Any]
     return {name: splits[name] for name in names}
 
 
+def _listed(found: Sequence[Any], max_listed: int) -> str:
+    lines = [str(d) for d in found[:max_listed]]
+    if len(found) > max_listed:
+        lines.append(f"... and {len(found) - max_listed} more")
+    return "\n  " + "\n  ".join(lines)
+
+
+def _without(splits: Mapping[str, Sequence[Any]], drop: set[tuple[str, int]]) -> dict[str, list[Any]]:
+    return {name: [item for i, item in enumerate(items) if (name, i) not in drop] for name, items in splits.items()}
+
+
 def resolve_duplicates(
-    splits: Mapping[str, Sequence[Any]], on_duplicate: str = "error", max_listed: int = 20
+    splits: Mapping[str, Sequence[Any]],
+    on_duplicate: str = "error",
+    max_listed: int = 20,
+    hash_fn: HashFn | None = None,
 ) -> tuple[dict[str, list[Any]], list[CrossSplitDuplicate]]:
     """Refuse or drop images whose pixels appear in two splits.
 
-    The copy in the higher-priority split is kept: ``test``, then ``training``/``train``, then
-    ``validation``/``val``, then other splits in their order.
+    Splits are compared in priority order (``test``, ``training``, ``validation``, then any other name), so the
+    copy that is dropped is always the one in the less important split; the returned splits keep the input's
+    names and order, and the items their order.
 
     Args:
         splits: split name -> datalist.
-        on_duplicate: ``error`` (refuse), ``drop`` (remove the lower-priority copies) or ``ignore`` (no check).
+        on_duplicate: ``error`` (refuse), ``drop`` (remove the lower-priority copies), ``drop_validation`` (remove
+            copies in the validation split, refuse any other collision such as a training/test leak) or
+            ``ignore`` (no check).
         max_listed: duplicates spelled out in the error.
+        hash_fn: item -> pixel hash (default :func:`~monai_remedis.data.duplicates.content_hash`).
 
     Returns:
         ``(splits, removed)`` with the splits in their original order.
 
     Raises:
-        ValueError: ``on_duplicate="error"`` and a duplicate exists, naming both entries (split, index, id).
+        ValueError: a refused duplicate, naming both entries (split, index, id) of each one.
     """
     if on_duplicate not in DUPLICATE_POLICIES:
         raise ValueError(f"on_duplicate must be one of {DUPLICATE_POLICIES}, got '{on_duplicate}'.")
     if on_duplicate == "ignore":
         return {name: list(items) for name, items in splits.items()}, []
-    ordered = _by_priority(splits)
+    found = find_cross_split_duplicates(_by_priority(splits), hash_fn=hash_fn)
     if on_duplicate == "error":
-        found = find_cross_split_duplicates(ordered)
-        if found:
-            lines = [str(d) for d in found[:max_listed]]
-            if len(found) > max_listed:
-                lines.append(f"... and {len(found) - max_listed} more")
-            raise ValueError(
-                f"{len(found)} image(s) appear in more than one split (drop the later copies with "
-                "on_duplicate='drop' / --drop-duplicates):\n  " + "\n  ".join(lines)
-            )
+        refused = found
+    elif on_duplicate == "drop_validation":
+        refused = [d for d in found if _PRIORITY.get(d.split) != _VALIDATION]
+    else:
+        refused = []
+    if refused:
+        hint = (
+            "only validation copies are dropped under on_duplicate='drop_validation'; fix the datalist"
+            if on_duplicate == "drop_validation"
+            else "drop the later copies with on_duplicate='drop' / --drop-duplicates"
+        )
+        raise ValueError(
+            f"{len(refused)} image(s) appear in more than one split ({hint}):" + _listed(refused, max_listed)
+        )
+    if found:
+        logger.warning(
+            "dropped %d cross-split duplicate(s) (on_duplicate=%s):%s", len(found), on_duplicate, _listed(found, 50)
+        )
+    return _without(splits, {(d.split, d.index) for d in found}), found
+
+
+def resolve_label_conflicts(
+    splits: Mapping[str, Sequence[Any]],
+    on_label_conflict: str = "error",
+    max_listed: int = 20,
+    hash_fn: HashFn | None = None,
+) -> tuple[dict[str, list[Any]], list[LabelConflict]]:
+    """Refuse or drop identical images that carry different labels within one split.
+
+    Args:
+        splits: split name -> datalist.
+        on_label_conflict: ``error`` (refuse), ``drop`` (remove *every* item of a conflicting group: the true label
+            is unknown) or ``ignore`` (no check).
+        max_listed: conflicts spelled out in the error.
+        hash_fn: item -> pixel hash (default :func:`~monai_remedis.data.duplicates.content_hash`).
+
+    Returns:
+        ``(splits, conflicts)`` with the splits in their original order.
+
+    Raises:
+        ValueError: ``on_label_conflict="error"`` and a conflict exists, naming every entry (split, index, id, label).
+    """
+    if on_label_conflict not in LABEL_CONFLICT_POLICIES:
+        raise ValueError(f"on_label_conflict must be one of {LABEL_CONFLICT_POLICIES}, got '{on_label_conflict}'.")
+    if on_label_conflict == "ignore":
         return {name: list(items) for name, items in splits.items()}, []
-    kept, removed = drop_cross_split_duplicates(ordered)
-    for d in removed:
-        logger.warning("dropped duplicate: %s", d)
-    return {name: kept[name] for name in splits}, removed
+    found = find_label_conflicts(splits, hash_fn=hash_fn)
+    if found and on_label_conflict == "error":
+        raise ValueError(
+            f"{len(found)} image(s) appear under different labels within one split (drop every copy with "
+            "on_label_conflict='drop'):" + _listed(found, max_listed)
+        )
+    if found:
+        logger.warning(
+            "dropped %d items: %d image(s) under conflicting labels (on_label_conflict=drop):%s",
+            sum(len(c.indices) for c in found),
+            len(found),
+            _listed(found, 50),
+        )
+    return _without(splits, {(c.split, i) for c in found for i in c.indices}), found
 
 
 def limit_per_label(items: Sequence[Any], limit: int | None) -> list[Any]:
@@ -240,16 +334,50 @@ def limit_per_label(items: Sequence[Any], limit: int | None) -> list[Any]:
     return [items[i] for i in sorted(chosen)]
 
 
+def checked_splits(
+    splits: Mapping[str, Sequence[Any]],
+    limit: int | None = None,
+    on_duplicate: str = "error",
+    on_label_conflict: str = "error",
+) -> dict[str, list[Any]]:
+    """What every bundle does to its datalist: keep ``limit`` items of each split, then check the pixels.
+
+    1. ``limit`` items of each split, round-robin across labels (:func:`limit_per_label`); ``None`` keeps all.
+    2. The same image in two splits: :func:`resolve_duplicates` with ``on_duplicate``.
+    3. The same image under two labels within a split: :func:`resolve_label_conflicts` with ``on_label_conflict``.
+
+    Only the items kept by ``limit`` are decoded and hashed (each once), so smoke runs stay fast; a duplicate of a
+    kept item among the items ``limit`` left out is not seen.
+
+    Args:
+        splits: split name -> datalist (``train``/``val``/``test`` or ``training``/``validation``/``test``).
+        limit: items per split, or None.
+        on_duplicate: see :func:`resolve_duplicates`.
+        on_label_conflict: see :func:`resolve_label_conflicts`.
+
+    Returns:
+        the checked splits, with the input's names and order.
+
+    Raises:
+        ValueError: a refused duplicate or label conflict, naming the entries.
+    """
+    limited = {name: limit_per_label(items, limit) for name, items in splits.items()}
+    digests: dict[int, str] = {}
+
+    def cached_hash(item: Any) -> str:  # items stay alive in `limited` for the whole call, so ids are stable
+        if id(item) not in digests:
+            digests[id(item)] = content_hash(item)
+        return digests[id(item)]
+
+    kept, _ = resolve_duplicates(limited, on_duplicate, hash_fn=cached_hash)
+    return resolve_label_conflicts(kept, on_label_conflict, hash_fn=cached_hash)[0]
+
+
 def prepare_splits(
     splits: Mapping[str, Sequence[Any]], limit: int | None = None, on_duplicate: str = "error"
 ) -> dict[str, list[Any]]:
-    """Bundle helper: keep ``limit`` items of each split (round-robin across labels, see :func:`limit_per_label`),
-    then refuse or drop cross-split duplicates.
-
-    Only the kept items are hashed, so smoke runs with a small ``limit`` stay fast.
-    """
-    limited = {name: limit_per_label(items, limit) for name, items in splits.items()}
-    return resolve_duplicates(limited, on_duplicate)[0]
+    """:func:`checked_splits` without the label-conflict check (kept for existing callers)."""
+    return checked_splits(splits, limit=limit, on_duplicate=on_duplicate, on_label_conflict="ignore")
 
 
 # ---- sources ------------------------------------------------------------------------------------------------------
@@ -260,17 +388,42 @@ def folder_datalist(
     class_names: Sequence[str] | None = None,
     patient_from: str | None = None,
     suffixes: Sequence[str] = IMAGE_SUFFIXES,
+    label_from: str | None = None,
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """Items from ``root/<class>/<image>``; optional patient ids from the path (see :func:`patient_id_function`).
+    """Items from ``root/<class>/<image>``, or from every image under ``root`` with the class name in its path.
+
+    Args:
+        root: the folder.
+        class_names: class names in label order (default: the sorted subfolder names, or with ``label_from`` the
+            sorted names found).
+        patient_from: patient ids from the path (see :func:`patient_id_function`), or None.
+        suffixes: image file endings to take.
+        label_from: None for class subfolders; else a regular expression whose match (first group if any) in each
+            image path is its class name, for flat folders such as mini-MIAS ``original_pgm/mdb001_benign.pgm``
+            (``"_(benign|malignant)"``).
 
     Returns:
         ``(items, class_names)``.
+
+    Raises:
+        FileNotFoundError: no folder, or no image in it.
+        ValueError: with ``label_from``, a path the expression does not match or a class not in ``class_names``.
     """
     root = Path(root).resolve()
     if not root.is_dir():
         raise FileNotFoundError(f"image folder not found: {root}")
-    names = list(class_names) if class_names else sorted(p.name for p in root.iterdir() if p.is_dir())
-    items = image_folder_datalist(root, suffixes=suffixes, class_names=names)
+    if label_from:
+        label_of = _path_regex(label_from, "label")
+        files = sorted(p for p in root.rglob("*") if p.is_file() and p.name.lower().endswith(tuple(suffixes)))
+        if not files:
+            raise FileNotFoundError(f"no images with suffixes {tuple(suffixes)} under {root}.")
+        relative = [f.relative_to(root) for f in files]
+        found = [{"image": str(f), "label": label_of(r), "id": str(r)} for f, r in zip(files, relative, strict=True)]
+        items, names = encode_labels(found, class_names)
+        names = names or list(class_names or [])
+    else:
+        names = list(class_names) if class_names else sorted(p.name for p in root.iterdir() if p.is_dir())
+        items = image_folder_datalist(root, suffixes=suffixes, class_names=names)
     if patient_from:
         items = add_patient_ids(items, patient_id_function(patient_from))
     return items, names
@@ -278,7 +431,7 @@ def folder_datalist(
 
 def table_datalist(
     csv_path: str | Path,
-    image_column: str = "image",
+    image_column: str | None = None,
     label_column: str | None = "label",
     base_dir: str | Path | None = None,
     suffix: str = "",
@@ -291,6 +444,16 @@ def table_datalist(
     The ``patient_column`` (e.g. HAM10000's ``lesion_id``) becomes ``patient_id`` and ``site_column`` becomes
     ``site`` when present.
 
+    Args:
+        csv_path: the CSV.
+        image_column: column of image paths; None: ``image`` if the CSV has it, else ``path``.
+        label_column: label column (ints or class names), or None for unlabelled data.
+        base_dir: folder relative image paths start from (default: the CSV's folder).
+        suffix: appended to each image value (e.g. ``".jpg"`` for bare ids).
+        patient_column: column renamed to ``patient_id`` when present.
+        site_column: column renamed to ``site`` when present.
+        class_names: class names in label order (default: sorted names found; integer labels need none).
+
     Returns:
         ``(items, class_names)``.
 
@@ -299,6 +462,13 @@ def table_datalist(
     """
     with open(csv_path, newline="") as f:
         columns = csv.DictReader(f).fieldnames or []
+    if image_column is None:
+        image_column = next((c for c in ("image", "path") if c in columns), None)
+        if image_column is None:
+            raise KeyError(
+                f"{csv_path}: no image column ('image' or 'path'; name another with --image-column / image_column); "
+                f"columns are {', '.join(columns)}."
+            )
     if label_column and label_column not in columns:
         raise KeyError(f"{csv_path}: no column '{label_column}'; columns are {', '.join(columns)}.")
     extra = [c for c in (label_column, patient_column, site_column) if c]
@@ -455,7 +625,9 @@ def export_npz_splits(
     """Write in-memory items as image files (PNG for 2D, NIfTI for 3D) and return path-based items.
 
     Files go to ``export_dir/<split>/<index>.png`` (or ``.nii.gz``), the index being the item's position in its
-    source split, so ids and file names agree.
+    source split, so ids and file names agree. Items are ``(C, x, y[, z])`` (see
+    :func:`~monai_remedis.data.datalists.to_monai_layout`) and the files read back through MONAI's readers as the
+    same arrays: PNGs are written row-major (``(y, x)``), NIfTI data as ``(x, y, z)`` with an identity affine.
     """
     import nibabel as nib
     from PIL import Image
@@ -473,7 +645,7 @@ def export_npz_splits(
                 nib.save(nib.Nifti1Image(np.moveaxis(array, 0, -1).squeeze(-1), np.eye(4)), str(path))
             else:
                 path = folder / f"{stem}.png"
-                pixels = np.moveaxis(array, 0, -1)
+                pixels = from_monai_layout(array)  # (y, x, C): PIL writes rows
                 Image.fromarray((pixels[..., 0] if pixels.shape[-1] == 1 else pixels).astype(np.uint8)).save(path)
             out[name].append({**{k: v for k, v in item.items() if k != "image"}, "image": str(path)})
     return out

@@ -3,6 +3,16 @@
 Every item has ``"image"`` (a file path, or an in-memory channel-first ``numpy`` array for ``.npz`` sources) and
 optionally ``"label"`` (int), ``"patient_id"``, ``"site"`` and ``"id"`` (a stable identifier used in reports and
 duplicate checks).
+
+Array layout: in-memory arrays follow MONAI's file-reader convention, not numpy's row-major image order. MONAI's
+readers (``PILReader``, ``PydicomReader``, and this project's TIFF and DICOM readers) return an image of
+``rows x columns`` pixels as ``(C, x, y)`` = ``(C, columns, rows)``, and stacks / multi-frame files as
+``(C, x, y, z)`` with the frames or slices last. Arrays stored row-major (MedMNIST and CIFAR ``.npz``:
+``(N, H, W[, C])``, or ``(N, D, H, W)`` for volumes) are therefore brought to ``(N, C, W, H)`` / ``(N, 1, W, H, D)``
+by :func:`to_monai_layout`, so the same picture gives the same tensor whether it comes from an ``.npz`` or from a
+PNG / NIfTI file exported from it, spatial transforms mean the same thing for both (``RandFlipd(spatial_axis=0)``
+is a left-right mirror of a 2D image) and pixel-hash duplicate checks agree across sources. Show such an array the
+familiar way with ``array[0].T``.
 """
 
 from __future__ import annotations
@@ -19,13 +29,35 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".tif", ".tiff", ".dc
 MEDMNIST_SPLITS = ("train", "val", "test")
 
 
-def _channel_first(images: np.ndarray, spatial_dims: int) -> np.ndarray:
-    """(N, *spatial) -> (N, 1, *spatial); (N, *spatial, C) -> (N, C, *spatial)."""
+def to_monai_layout(images: np.ndarray, spatial_dims: int) -> np.ndarray:
+    """Row-major image batches as MONAI lays out images read from files: channel first, spatial axes reversed.
+
+    ``(N, H, W)`` -> ``(N, 1, W, H)``; ``(N, H, W, C)`` -> ``(N, C, W, H)``; ``(N, D, H, W)`` -> ``(N, 1, W, H, D)``;
+    ``(N, D, H, W, C)`` -> ``(N, C, W, H, D)``. The result is a view of ``images`` (no copy).
+
+    Args:
+        images: a batch in numpy's row-major order (rows before columns, slices before rows).
+        spatial_dims: 2 for images, 3 for volumes.
+
+    Returns:
+        the batch as ``(N, C, x, y[, z])``.
+
+    Raises:
+        ValueError: a shape that fits neither ``(N, *spatial)`` nor ``(N, *spatial, C)``.
+    """
     if images.ndim == spatial_dims + 1:
-        return images[:, None]
-    if images.ndim == spatial_dims + 2:
-        return np.moveaxis(images, -1, 1)
-    raise ValueError(f"images of shape {images.shape} do not fit spatial_dims={spatial_dims}.")
+        images = images[:, None]
+    elif images.ndim == spatial_dims + 2:
+        images = np.moveaxis(images, -1, 1)
+    else:
+        raise ValueError(f"images of shape {images.shape} do not fit spatial_dims={spatial_dims}.")
+    return np.transpose(images, (0, 1, *range(images.ndim - 1, 1, -1)))
+
+
+def from_monai_layout(image: np.ndarray) -> np.ndarray:
+    """One ``(C, x, y[, z])`` image back in numpy's row-major order ``(y, x, C)`` / ``(z, y, x, C)``, the inverse
+    of :func:`to_monai_layout` for one item (e.g. to save it with PIL)."""
+    return np.transpose(image, (*range(image.ndim - 1, 0, -1), 0))
 
 
 def _npz_arrays(path: Path, image_key: str, label_key: str | None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -44,8 +76,9 @@ def medmnist_datalist(
 ) -> list[dict[str, Any]]:
     """Datalist from a MedMNIST ``.npz`` (keys ``{split}_images``, ``{split}_labels``).
 
-    Images become channel-first ``uint8`` arrays (``(1, H, W)`` for grayscale, ``(3, H, W)`` for RGB,
-    ``(1, D, H, W)`` for 3D); single-label tasks get an ``int`` label, multi-label tasks a float vector.
+    Images become channel-first ``uint8`` arrays in MONAI's file layout (see :func:`to_monai_layout`): ``(1, W, H)``
+    for grayscale, ``(3, W, H)`` for RGB, ``(1, W, H, D)`` for 3D; single-label tasks get an ``int`` label,
+    multi-label tasks a float vector.
 
     Args:
         path: the ``.npz`` file.
@@ -58,8 +91,8 @@ def medmnist_datalist(
         raise ValueError(f"split must be one of {MEDMNIST_SPLITS}, got '{split}'.")
     path = Path(path)
     images, labels = _npz_arrays(path, f"{split}_images", f"{split}_labels")
-    images = _channel_first(images, spatial_dims)
     stop = len(images) if limit is None else min(limit, len(images))
+    images = to_monai_layout(images[:stop], spatial_dims)
     items = []
     for i in range(stop):
         item: dict[str, Any] = {"image": images[i], "id": f"{path.stem}/{split}/{i}"}
@@ -152,9 +185,15 @@ def csv_datalist(
 
 
 def load_datalist(path: str | Path, key: str = "training") -> list[dict[str, Any]]:
-    """Read a decathlon-style JSON datalist (relative image paths resolve against the JSON's folder)."""
+    """Read a decathlon-style JSON datalist (relative image paths resolve against the JSON's folder).
+
+    An empty split (e.g. ``"test": []`` from ``datalist ... --test 0``) gives an empty list; MONAI's
+    ``load_decathlon_datalist`` fails on one.
+    """
     from monai.data import load_decathlon_datalist
 
+    if Path(path).is_file() and json.loads(Path(path).read_text()).get(key, None) == []:
+        return []
     return load_decathlon_datalist(str(path), is_segmentation=False, data_list_key=key)
 
 

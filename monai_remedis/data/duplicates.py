@@ -9,8 +9,11 @@ visually similar but not identical images (re-encoded JPEGs, resized copies) are
 * :func:`find_cross_split_duplicates` lists every item whose content already appeared in an earlier split.
 * :func:`check_disjoint_splits` raises ``ValueError`` naming both entries (split, index, id) of each duplicate.
 * :func:`drop_cross_split_duplicates` removes the later copies and returns what it removed.
+* :func:`find_label_conflicts` lists groups of identical images *within* one split that carry different labels
+  (mini-MIAS files mdb144 under both ``benign/`` and ``malignant/``): the image's true label is unknown.
 
-Duplicates *within* one split are not leakage and are left alone (PneumoniaMNIST has 18 within train).
+Duplicates *within* one split with the same label are not leakage and are left alone (PneumoniaMNIST has 18 within
+train).
 """
 
 from __future__ import annotations
@@ -26,12 +29,14 @@ import numpy as np
 __all__ = [
     "DEFAULT_ID_KEYS",
     "CrossSplitDuplicate",
+    "LabelConflict",
     "array_hash",
     "check_disjoint_splits",
     "content_hash",
     "describe_item",
     "drop_cross_split_duplicates",
     "find_cross_split_duplicates",
+    "find_label_conflicts",
 ]
 
 DEFAULT_ID_KEYS = ("id", "image_id")
@@ -229,3 +234,73 @@ def drop_cross_split_duplicates(
         name: [item for index, item in enumerate(items) if (name, index) not in drop] for name, items in splits.items()
     }
     return new_splits, removed
+
+
+@dataclass(frozen=True)
+class LabelConflict:
+    """Items of one split with identical pixels and different labels.
+
+    Attributes:
+        digest: the content hash.
+        split: the split.
+        indices: positions of the items in the split.
+        ids: their descriptions (see :func:`describe_item`).
+        labels: their labels, as written in the items.
+    """
+
+    digest: str
+    split: str
+    indices: tuple[int, ...]
+    ids: tuple[str, ...]
+    labels: tuple[Any, ...]
+
+    def __str__(self) -> str:
+        entries = ", ".join(
+            f"{self.split}[{i}] ({name}, label {label})"
+            for i, name, label in zip(self.indices, self.ids, self.labels, strict=True)
+        )
+        return f"same pixels, different labels: {entries}"
+
+
+def _label_key(label: Any) -> str:
+    """Comparable form of an int, a class name or a multi-label vector."""
+    if hasattr(label, "detach"):
+        label = label.detach().cpu().numpy()
+    return repr(np.asarray(label).tolist())
+
+
+def find_label_conflicts(
+    splits: Mapping[str, Sequence[Any]],
+    key: str = "image",
+    label_key: str = "label",
+    hash_fn: HashFn | None = None,
+    id_keys: Sequence[str] = DEFAULT_ID_KEYS,
+) -> list[LabelConflict]:
+    """Groups of identical images within one split whose labels disagree.
+
+    Items without a label are ignored (they cannot conflict). Identical images across splits are the business of
+    :func:`find_cross_split_duplicates`.
+
+    Args:
+        splits: split name -> datalist.
+        key: the image key.
+        label_key: the label key.
+        hash_fn: item -> hash; default ``content_hash(item, key)``.
+        id_keys: keys used to name items in the report.
+
+    Returns:
+        one :class:`LabelConflict` per group, in split order then by first index.
+    """
+    hash_fn = hash_fn or (lambda item: content_hash(item, key=key))
+    found: list[LabelConflict] = []
+    for split_name, items in splits.items():
+        groups: dict[str, list[int]] = {}
+        for index, item in enumerate(items):
+            if isinstance(item, Mapping) and item.get(label_key) is not None:
+                groups.setdefault(hash_fn(item), []).append(index)
+        for digest, members in groups.items():
+            labels = [items[i][label_key] for i in members]
+            if len({_label_key(label) for label in labels}) > 1:
+                ids = tuple(describe_item(items[i], key, id_keys) for i in members)
+                found.append(LabelConflict(digest, split_name, tuple(members), ids, tuple(labels)))
+    return found

@@ -3,7 +3,8 @@
 What this module adds on top of MONAI and pydicom (it configures or subclasses them, it does not re-implement them):
 
 * :class:`MedicalDicomReader` -- a :class:`monai.data.PydicomReader` whose pixel values are display-correct:
-  the Modality LUT / rescale slope and intercept is applied (CT comes out in HU), MONOCHROME1 is inverted so that
+  the Modality LUT / rescale slope and intercept is applied (CT comes out in HU; enhanced multi-frame objects per
+  frame from their functional groups, see :func:`frame_datasets`), MONOCHROME1 is inverted so that
   high values are bright tissue as in MONOCHROME2, a VOI LUT or window is applied on request (``apply_voi``),
   values are float32 (16-bit data is never squeezed to 8 bits), multi-frame files become a volume with the frames
   on the last spatial axis, and RGB / YBR / PALETTE COLOR files become three channels. Plain ``PydicomReader``
@@ -71,6 +72,7 @@ __all__ = [
     "VoiOption",
     "check_readable",
     "dicom_intensities",
+    "frame_datasets",
     "load_image_transforms",
     "nifti_load_transforms",
     "read_dicom_image",
@@ -205,10 +207,11 @@ def dicom_intensities(
     """Turn decoded DICOM pixels into float32 display-correct intensities.
 
     Grayscale: Modality LUT / rescale (pydicom's ``apply_modality_lut``), then optionally the VOI, then
-    MONOCHROME1 inversion. Without VOI, MONOCHROME1 values ``v`` become ``lo + hi - v`` where ``[lo, hi]`` is the
-    modality range of all representable stored values (so the mapping does not depend on image content); with
-    VOI, the [0, 1] output becomes ``1 - v``. Colour: PALETTE COLOR is expanded with the palette, RGB is kept
-    (pydicom already converted YBR to RGB when decoding).
+    MONOCHROME1 inversion; enhanced multi-frame objects that keep rescale or window in their functional groups are
+    processed frame by frame with each frame's values (:func:`frame_datasets`). Without VOI, MONOCHROME1 values
+    ``v`` become ``lo + hi - v`` where ``[lo, hi]`` is the modality range of all representable stored values (so
+    the mapping does not depend on image content); with VOI, the [0, 1] output becomes ``1 - v``. Colour: PALETTE
+    COLOR is expanded with the palette, RGB is kept (pydicom already converted YBR to RGB when decoding).
 
     Args:
         pixels: ``ds.pixel_array`` (frames first for multi-frame, samples last for colour).
@@ -235,21 +238,95 @@ def dicom_intensities(
     if not photometric.startswith("MONOCHROME"):
         info["intensity"] = "stored"
         return np.asarray(pixels, dtype=np.float32), info
+    invert = photometric == "MONOCHROME1" and invert_monochrome1
+    frames = pixels.reshape(-1, *pixels.shape[-2:])  # grayscale: (rows, cols) or (frames, rows, cols)
+    views = frame_datasets(ds, len(frames))
+    if views is None:
+        values, steps = _grayscale(pixels, ds, apply_voi, voi_index, invert)
+    else:  # enhanced multi-frame: each frame with its own functional-group rescale / window
+        done = [_grayscale(f, view, apply_voi, voi_index, invert) for f, view in zip(frames, views, strict=True)]
+        values = np.stack([v for v, _ in done]).reshape(pixels.shape)
+        steps = ["functional_groups", *done[0][1]]
+    info["inverted"] = invert
+    info["intensity"] = "+".join(steps)
+    return values.astype(np.float32), info
+
+
+def _grayscale(
+    pixels: np.ndarray, ds: Dataset, apply_voi: VoiOption, voi_index: int, invert: bool
+) -> tuple[np.ndarray, list[str]]:
+    """Modality LUT, optional VOI and MONOCHROME1 inversion of grayscale pixels (see :func:`dicom_intensities`)."""
     values = np.asarray(apply_modality_lut(pixels, ds), dtype=np.float64)
     steps = ["modality_lut"]
     if apply_voi is not False:
         values, voi_desc = _apply_voi(values, ds, apply_voi, voi_index)
         steps.append(voi_desc)
-    if photometric == "MONOCHROME1" and invert_monochrome1:
+    if invert:
         if apply_voi is False:
             lo, hi = _modality_range(ds)
             values = lo + hi - values
         else:
             values = 1.0 - values
         steps.append("inverted")
-        info["inverted"] = True
-    info["intensity"] = "+".join(steps)
-    return values.astype(np.float32), info
+    return values, steps
+
+
+# Functional-group macros of enhanced (multi-frame) objects that hold what pydicom reads from the top level.
+_FRAME_MACROS = ("PixelValueTransformationSequence", "FrameVOILUTSequence")
+# Top-level attributes pydicom's LUT functions and the inversion read.
+_PIXEL_VALUE_KEYWORDS = (
+    "PhotometricInterpretation",
+    "BitsAllocated",
+    "BitsStored",
+    "HighBit",
+    "PixelRepresentation",
+    "ModalityLUTSequence",
+    "RescaleSlope",
+    "RescaleIntercept",
+    "RescaleType",
+    "VOILUTSequence",
+    "WindowCenter",
+    "WindowWidth",
+    "VOILUTFunction",
+)
+
+
+def frame_datasets(ds: Dataset, num_frames: int | None = None) -> list[Dataset] | None:
+    """Per-frame pixel-value attributes of an enhanced multi-frame dataset, as plain datasets pydicom can apply.
+
+    Enhanced CT / MR / XA objects store Rescale Slope/Intercept (Pixel Value Transformation macro) and Window
+    Center/Width (Frame VOI LUT macro) in the Shared or Per-Frame Functional Groups Sequence, not at the top level
+    where pydicom 3's ``apply_modality_lut``/``apply_rescale`` and ``apply_voi_lut`` look (they ignore functional
+    groups). Each returned dataset holds the top-level pixel-value attributes of ``ds`` overridden by the shared
+    group's macros and then by the frame's own, so those pydicom functions apply the right values per frame.
+
+    Args:
+        ds: the dataset.
+        num_frames: number of frames (default: Number of Frames).
+
+    Returns:
+        one dataset per frame, or None when no functional group holds either macro.
+    """
+    shared = (ds.get("SharedFunctionalGroupsSequence") or [None])[0]
+    per_frame = list(ds.get("PerFrameFunctionalGroupsSequence") or [])
+    if not any(g is not None and any(g.get(m) for m in _FRAME_MACROS) for g in [shared, *per_frame]):
+        return None
+    count = int(num_frames if num_frames is not None else ds.get("NumberOfFrames", 1) or 1)
+    views = []
+    for index in range(count):
+        view = Dataset()
+        for keyword in _PIXEL_VALUE_KEYWORDS:
+            if keyword in ds:
+                view.add(ds[keyword])
+        if hasattr(ds, "file_meta"):
+            view.file_meta = ds.file_meta  # transfer syntax: byte order of OW LUT data
+        for group in (shared, per_frame[index] if index < len(per_frame) else None):
+            for macro in _FRAME_MACROS:
+                if group is not None and group.get(macro):
+                    for elem in group[macro][0]:
+                        view.add(elem)
+        views.append(view)
+    return views
 
 
 def _frames_last(arr: np.ndarray, ds: Dataset) -> np.ndarray:

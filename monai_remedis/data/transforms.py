@@ -20,7 +20,9 @@ class EnsureImaged(MapTransform):
     """Load file paths with MONAI's ``LoadImage`` and wrap in-memory arrays, giving channel-first float tensors.
 
     Datalists from ``.npz`` sources carry arrays; those from folders, CSV or DICOM carry paths. This transform
-    lets one bundle pipeline take either.
+    lets one bundle pipeline take either. Both are in MONAI's file layout ``(C, x, y[, z])`` (x = columns): the
+    readers return it, and :func:`~monai_remedis.data.datalists.medmnist_datalist` lays arrays out the same way
+    (see :func:`~monai_remedis.data.datalists.to_monai_layout`); arrays are not transposed here.
 
     Args:
         keys: keys to load.
@@ -28,11 +30,15 @@ class EnsureImaged(MapTransform):
             :class:`~monai_remedis.data.readers.MedicalImageReader` (DICOM with MONOCHROME1 inversion and rescale,
             NIfTI, TIFF via tifffile, PNG/JPEG/PGM via PIL).
         dtype: output dtype.
+        channels: refuse images with another number of channels (e.g. a bundle's ``in_channels``); None: any.
+        spatial_dims: refuse images with another number of spatial axes (2 or 3); None: any.
         allow_missing_keys: don't fail when a key is absent.
 
     Raises:
         FileNotFoundError: naming the file when a path does not exist.
         RuntimeError: naming the file when a path cannot be read.
+        ValueError: naming the file (or item id) and its shape when ``channels`` or ``spatial_dims`` do not match,
+            e.g. an RGB or multi-frame DICOM given to a single-channel 2D bundle.
     """
 
     def __init__(
@@ -40,9 +46,13 @@ class EnsureImaged(MapTransform):
         keys: KeysCollection,
         reader: ImageReader | str | None = None,
         dtype: torch.dtype = torch.float32,
+        channels: int | None = None,
+        spatial_dims: int | None = None,
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
+        self.channels = channels
+        self.spatial_dims = spatial_dims
         if reader is None:
             from monai_remedis.data.readers import MedicalImageReader
 
@@ -65,8 +75,21 @@ class EnsureImaged(MapTransform):
                     ) from exc
             elif not isinstance(value, (np.ndarray, torch.Tensor)):
                 raise TypeError(f"key '{key}' holds {type(value).__name__}; expected a file path or an array.")
-            d[key] = convert_to_tensor(value, dtype=self.dtype, track_meta=False)
+            image = convert_to_tensor(value, dtype=self.dtype, track_meta=False)
+            self._check_shape(image, data[key], key, d.get("id"))
+            d[key] = image
         return d
+
+    def _check_shape(self, image: torch.Tensor, source: Any, key: Hashable, item_id: Any) -> None:
+        wrong_channels = self.channels is not None and image.shape[0] != self.channels
+        wrong_dims = self.spatial_dims is not None and image.ndim - 1 != self.spatial_dims
+        if wrong_channels or wrong_dims:
+            name = f"'{source}'" if isinstance(source, (str, Path)) else f"in-memory array of item {item_id or '?'}"
+            raise ValueError(
+                f"image {name} (key '{key}') has shape {tuple(image.shape)} = (channels, *spatial); expected "
+                f"{self.channels if self.channels is not None else 'any number of'} channel(s) and "
+                f"{self.spatial_dims if self.spatial_dims is not None else 'any number of'} spatial axes."
+            )
 
 
 class MultiViewd(Randomizable, MapTransform):

@@ -60,15 +60,18 @@ def stage_files(bundle: str, stage: str = "pipeline", overlays: tuple[str, ...] 
     return [str(configs / n) for n in [*names, *overlays]]
 
 
-def monai_bundle_args(bundle: str, out: Path, stage: str = "pipeline", **overrides: Any) -> list[str]:
-    """``python -m monai.bundle run`` arguments for a stage with the TINY settings (overrides win)."""
+def monai_bundle_args(
+    bundle: str, out: Path, stage: str = "pipeline", overlays: tuple[str, ...] = (), **overrides: Any
+) -> list[str]:
+    """``python -m monai.bundle run`` arguments for a stage (plus overlay configs such as ``dicom.yaml``) with the
+    TINY settings (overrides win)."""
     configs = BUNDLES / bundle / "configs"
     args = [
         "-m",
         "monai.bundle",
         "run",
         "--config_file",
-        str(stage_files(bundle, stage)),
+        str(stage_files(bundle, stage, overlays)),
         "--meta_file",
         str(configs / "metadata.json"),
         "--logging_file",

@@ -1,5 +1,5 @@
 """3D bundle on AdrenalMNIST3D: 3D views, a 3D backbone in every stage, stage 1 skipped without published 3D
-weights (scratch baseline) or importing them, and every stage through ``python -m monai_remedis run``."""
+weights (scratch baseline) or importing them, and every stage through ``python -m monai.bundle run``."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bundle_test_utils import TINY, assert_pipeline_artefacts, run_python  # noqa: E402
+from bundle_test_utils import assert_pipeline_artefacts, monai_bundle_args, run_python  # noqa: E402
 
 from monai_remedis.backbones import create_backbone  # noqa: E402
 
 
 def test_volumes_keep_the_official_splits(bundle_config) -> None:
-    datalist = bundle_config("ct3d").get_parsed_content("datalist")
+    datalist = bundle_config("ct3d").get_parsed_content("checked_datalist")
     assert {k: len(v) for k, v in datalist.items()} == {"train": 1188, "val": 98, "test": 298}
     assert datalist["train"][0]["image"].shape == (1, 28, 28, 28)
 
@@ -26,7 +26,7 @@ def test_ssl_views_are_distinct_volumes(bundle_config) -> None:
     cfg = bundle_config("ct3d", limit=2)
     transform = cfg.get_parsed_content("ssl_transform")
     transform.set_random_state(0)
-    views = transform(cfg.get_parsed_content("datalist#train")[0])
+    views = transform(cfg.get_parsed_content("checked_datalist")["train"][0])
     assert views["view_0"].shape == views["view_1"].shape == (1, 28, 28, 28)
     assert not torch.equal(views["view_0"], views["view_1"])
 
@@ -48,11 +48,8 @@ def test_stage1_is_skipped_without_weights_and_imports_them_when_given(bundle_co
     assert all(torch.equal(state[k], v) for k, v in source.state_dict().items())
 
 
-def test_every_stage_runs_in_3d_through_the_cli(tmp_path: Path) -> None:
-    args = ["-m", "monai_remedis", "run", "ct3d", "--output_dir", str(tmp_path)]
-    for key, value in TINY.items():
-        args += [f"--{key}", str(value)]
-    result = run_python(args)
+def test_every_stage_runs_in_3d_through_monai_bundle(tmp_path: Path) -> None:
+    result = run_python(monai_bundle_args("ct3d", tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "stage 1 skipped" in result.stdout + result.stderr
     assert not (tmp_path / "pretrain").exists()

@@ -14,7 +14,7 @@ from bundle_test_utils import NO_SWEEP, assert_pipeline_artefacts, monai_bundle_
 
 
 def test_retinamnist_splits_are_the_official_ones_with_rgb_images(bundle_config) -> None:
-    datalist = bundle_config("fundus").get_parsed_content("datalist")
+    datalist = bundle_config("fundus").get_parsed_content("checked_datalist")
     assert {k: len(v) for k, v in datalist.items()} == {"train": 1080, "val": 120, "test": 400}
     assert {item["label"] for item in datalist["train"]} == {0, 1, 2, 3, 4}
     assert datalist["train"][0]["image"].shape == (3, 28, 28)
@@ -22,7 +22,7 @@ def test_retinamnist_splits_are_the_official_ones_with_rgb_images(bundle_config)
 
 def test_ssl_views_are_distinct_rgb_images_in_unit_range(bundle_config) -> None:
     cfg = bundle_config("fundus", limit=4)
-    item = cfg.get_parsed_content("datalist#train")[0]
+    item = cfg.get_parsed_content("checked_datalist")["train"][0]
     transform = cfg.get_parsed_content("ssl_transform")
     transform.set_random_state(0)
     views = transform(item)
@@ -34,7 +34,7 @@ def test_ssl_views_are_distinct_rgb_images_in_unit_range(bundle_config) -> None:
 
 def test_simulated_ood_set_changes_the_images(bundle_config) -> None:
     cfg = bundle_config("fundus", "evaluate", limit=2)
-    item = cfg.get_parsed_content("datalist#test")[0]
+    item = cfg.get_parsed_content("checked_datalist")["test"][0]
     plain = cfg.get_parsed_content("eval_transform")(item)["image"]
     ood = cfg.get_parsed_content("ood_sets#simulated_camera_shift#transform")(item)["image"]
     assert ood.shape == plain.shape and float((ood - plain).abs().mean()) > 0.02

@@ -16,11 +16,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bundle_test_utils import NO_SWEEP, assert_pipeline_artefacts, monai_bundle_args, run_python  # noqa: E402
 
 from monai_remedis.data.patient_split import check_patient_disjoint  # noqa: E402
+from monai_remedis.data.stain import RandHEDJitterd, hed_adjust  # noqa: E402
 
 
 def test_tiles_are_split_by_slide_and_ssl_adds_only_unlabelled_tiles(bundle_config) -> None:
     cfg = bundle_config("pathology", "ssl")
-    datalist = cfg.get_parsed_content("datalist")
+    datalist = dict(cfg.get_parsed_content("checked_datalist"))
+    assert len(datalist.pop("unlabelled")) == 9  # checked against the labelled splits like any split
     assert sum(len(v) for v in datalist.values()) == 24
     assert all(item["patient_id"].startswith("CRC-Prim-HE-") for items in datalist.values() for item in items)
     check_patient_disjoint(datalist)
@@ -32,7 +34,7 @@ def test_tiles_are_split_by_slide_and_ssl_adds_only_unlabelled_tiles(bundle_conf
 
 def test_evaluation_crops_at_native_magnification(bundle_config) -> None:
     cfg = bundle_config("pathology", image_size=[64, 64])
-    item = cfg.get_parsed_content("datalist#test")[0]
+    item = cfg.get_parsed_content("checked_datalist")["test"][0]
     crop = cfg.get_parsed_content("eval_transform")(item)["image"]
     raw = tifffile.imread(item["image"]).astype(np.float32) / 255.0  # (rows, cols, 3)
     start = (raw.shape[0] - 64) // 2
@@ -41,14 +43,28 @@ def test_evaluation_crops_at_native_magnification(bundle_config) -> None:
     np.testing.assert_allclose(crop.numpy(), expected, atol=1e-6)
 
 
-def test_ssl_views_carry_stain_jitter(bundle_config) -> None:
-    cfg = bundle_config("pathology", image_size=[64, 64], color_strength=0.0, hue_strength=0.0, blur_max_sigma=0.1)
-    item = cfg.get_parsed_content("datalist#train")[0]
+def _ssl_views(bundle_config, **overrides: object) -> tuple[dict, RandHEDJitterd]:
+    """SSL views of one tile with colour jitter and blur off (seed fixed: crops/flips/rotations are the same for every
+    call) and the stain jitter of the view policy, holding the draw of the last view."""
+    settings = {"image_size": [64, 64], "color_strength": 0.0, "hue_strength": 0.0, "blur_max_sigma": 0.1}
+    cfg = bundle_config("pathology", **{**settings, **overrides})
+    item = cfg.get_parsed_content("checked_datalist")["train"][0]
     transform = cfg.get_parsed_content("ssl_transform")
     transform.set_random_state(0)
-    views = [transform(item) for _ in range(4)]
-    means = torch.stack([v[k].mean(dim=(1, 2)) for v in views for k in ("view_0", "view_1")])
-    assert means.shape == (8, 3) and float(means.std(dim=0).max()) > 0.005
+    views = transform(item)
+    view_policy = transform.transforms[-1].view_transforms[0]
+    return views, next(t for t in view_policy.transforms if isinstance(t, RandHEDJitterd))
+
+
+def test_ssl_views_carry_stain_jitter(bundle_config) -> None:
+    """The stain jitter alone turns the unjittered view into the jittered one: a change in HED optical density."""
+    views, stain = _ssl_views(bundle_config)
+    plain, _ = _ssl_views(bundle_config, stain_sigma=0.0, stain_bias=0.0)
+    jitter = stain.jitter
+    assert jitter._do_transform and not np.allclose(jitter.alpha, 1.0) and not np.allclose(jitter.beta, 0.0)
+    expected = hed_adjust(plain["view_1"], jitter.alpha, jitter.beta)
+    torch.testing.assert_close(views["view_1"], torch.as_tensor(expected), atol=2e-4, rtol=0)
+    assert float((views["view_1"] - plain["view_1"]).abs().mean()) > 0.005
 
 
 @pytest.mark.parametrize("sweep", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["no_sweep", "sweep"])

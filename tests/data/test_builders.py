@@ -14,6 +14,7 @@ import pytest
 from monai_remedis.cli import main
 from monai_remedis.data import EnsureImaged, load_datalist
 from monai_remedis.data.builders import (
+    checked_splits,
     dicom_folder_datalist,
     encode_labels,
     export_npz_splits,
@@ -126,6 +127,48 @@ def test_csv_with_class_names_and_a_missing_column(tmp_path: Path, mias: Path) -
         table_datalist(table, label_column="grade")
 
 
+def _mias_rows(mias: Path, n: int) -> list[dict[str, str]]:
+    with open(mias / "labels.csv") as src:
+        return list(csv.DictReader(src))[:n]
+
+
+def test_csv_image_column_defaults_to_image_else_path(tmp_path: Path, mias: Path, capsys) -> None:
+    """The issue's CSV layout (path, label, patient_id, site) works without --image-column."""
+    table = tmp_path / "t.csv"
+    with open(table, "w", newline="") as dst:
+        writer = csv.writer(dst)
+        writer.writerow(["path", "label", "patient_id", "site"])
+        for i, row in enumerate(_mias_rows(mias, 20)):
+            writer.writerow([f"images_512/{row['label']}/{row['ref']}.png", row["label"], f"p{i // 2}", "uk"])
+    out = tmp_path / "t.json"
+    assert main(["datalist", "csv", str(table), "-o", str(out), "--base-dir", str(mias), "--test", "0.2"]) == 0
+    splits = {k: load_datalist(out, k) for k in ("training", "validation", "test")}
+    assert sum(len(v) for v in splits.values()) == 20 and all(Path(i["image"]).is_file() for i in splits["test"])
+    assert splits["training"][0]["site"] == "uk"
+    check_patient_disjoint(splits)
+    table.write_text("file,label\na.png,0\n")
+    assert main(["datalist", "csv", str(table), "-o", str(tmp_path / "x.json")]) == 1
+    assert "no image column ('image' or 'path'" in (err := capsys.readouterr().err) and "file, label" in err
+    items, _ = table_datalist(table, image_column="file", patient_column=None, site_column=None)
+    assert items[0]["id"] == "a.png"
+
+
+def test_flat_folder_with_the_class_in_the_file_name(mias: Path) -> None:
+    """mini-MIAS originals: original_pgm/mdb001_benign.pgm, no class subfolders."""
+    items, names = folder_datalist(
+        mias / "original_pgm", ["benign", "malignant"], patient_from="mini-mias", label_from="_(benign|malignant)"
+    )
+    assert names == ["benign", "malignant"]
+    assert [(i["id"], i["label"], i["patient_id"]) for i in items] == [
+        ("mdb001_benign.pgm", 0, "mdb001-002"),
+        ("mdb023_malignant.pgm", 1, "mdb023-024"),
+    ]
+    with pytest.raises(ValueError, match="label pattern .* does not match .*mdb001_benign.pgm"):
+        folder_datalist(mias / "original_pgm", label_from="_(normal)")
+    with pytest.raises(FileNotFoundError, match="class folders"):
+        folder_datalist(mias / "original_pgm")  # no subfolders: say where the labels come from
+
+
 # ---- duplicates -----------------------------------------------------------------------------------------------------
 
 
@@ -163,6 +206,35 @@ def test_a_copied_file_in_two_splits_is_refused_by_path(tmp_path: Path, mias: Pa
         resolve_duplicates(splits)
     assert str(source) in str(err.value) and "renamed_copy.png" in str(err.value)
     assert prepare_splits(splits, limit=1, on_duplicate="drop") == {"training": [], "test": splits["test"]}
+
+
+def test_drop_validation_drops_validation_copies_and_refuses_a_train_test_leak(pneumonia_npz: Path) -> None:
+    splits = {"train": [], "val": [], "test": []}
+    for name, items in zip(splits, npz_splits(pneumonia_npz).values(), strict=True):
+        splits[name] = items
+    kept = checked_splits(splits, on_duplicate="drop_validation")
+    assert {k: len(v) for k, v in kept.items()} == {"train": 4708, "val": 516, "test": 624}
+    leaky = {**splits, "train": [*splits["train"], splits["test"][5]]}
+    with pytest.raises(ValueError, match="1 image") as err:
+        checked_splits(leaky, on_duplicate="drop_validation")
+    both = "train[4708] (pneumoniamnist/test/5) has the same pixels as test[5] (pneumoniamnist/test/5)"
+    assert both in str(err.value)
+
+
+def test_identical_images_with_two_labels_in_one_split_are_refused_or_all_dropped(mias: Path) -> None:
+    items, _ = folder_datalist(mias / "images_512", patient_from="mini-mias")
+    splits = split_datalist(items, val=0.2, test=0.2)
+    with pytest.raises(ValueError, match="1 image.* under different labels") as err:
+        checked_splits(splits)
+    assert "(benign/mdb144.png, label 0)" in str(err.value) and "(malignant/mdb144.png, label 1)" in str(err.value)
+    kept = checked_splits(splits, on_label_conflict="drop")
+    ids = [item["id"] for split in kept.values() for item in split]
+    assert len(ids) == 113 and not any("mdb144" in i for i in ids)  # 115 files, 114 distinct images, 1 ambiguous
+    same = [{"image": np.zeros((1, 2, 2)), "label": 0, "id": "a"}, {"image": np.zeros((1, 2, 2)), "label": 0}]
+    assert checked_splits({"train": same}) == {"train": same}  # same label: a plain within-split copy is kept
+    two = [same[0], {**same[1], "label": 1}]
+    assert checked_splits({"train": two}, on_label_conflict="ignore") == {"train": two}
+    assert prepare_splits({"train": two}) == {"train": two}  # the old helper keeps its behaviour
 
 
 # ---- DICOM ----------------------------------------------------------------------------------------------------------
@@ -221,8 +293,10 @@ def test_npz_spatial_dims_are_inferred_and_exports_read_back_through_the_medical
     assert [Path(i["image"]).name for i in exported] == ["0.png", "1.png", "0.nii.gz"]
     assert exported[0]["label"] == retina["training"][0]["label"]
     load = EnsureImaged("image")
-    rgb = load(exported[0])["image"].numpy()  # file images are (C, x, y): columns first
-    np.testing.assert_array_equal(rgb.transpose(0, 2, 1), retina["training"][0]["image"])
+    rgb = load(exported[0])["image"].numpy()  # arrays and files are both (C, x, y): columns first
+    np.testing.assert_array_equal(rgb, retina["training"][0]["image"])
+    with np.load(data_dir / "medmnist_retina" / "retinamnist.npz") as npz:
+        np.testing.assert_array_equal(rgb.transpose(2, 1, 0), npz["train_images"][0])  # (rows, cols, RGB)
     volume = load(exported[2])["image"].numpy()
     np.testing.assert_array_equal(volume, adrenal["training"][0]["image"])
 

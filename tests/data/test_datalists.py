@@ -7,7 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monai_remedis.data import csv_datalist, image_folder_datalist, medmnist_datalist, natural_image_npz_datalist
+from monai_remedis.data import (
+    csv_datalist,
+    image_folder_datalist,
+    medmnist_datalist,
+    natural_image_npz_datalist,
+    to_monai_layout,
+)
+from monai_remedis.data.datalists import from_monai_layout
 
 
 def test_medmnist_pneumonia_splits_match_the_official_counts(pneumonia_npz: Path) -> None:
@@ -72,3 +79,21 @@ def test_image_folder_datalist(tmp_path: Path) -> None:
     assert [(Path(d["image"]).parent.name, d["label"]) for d in items] == [("normal", 0), ("pneumonia", 1)]
     with pytest.raises(FileNotFoundError):
         image_folder_datalist(tmp_path / "none")
+
+
+def test_row_major_batches_take_monai_file_layout_and_back() -> None:
+    rng = np.random.default_rng(0)
+    for batch, expected in (
+        (rng.integers(0, 255, (2, 5, 7)), (2, 1, 7, 5)),  # (N, H, W) -> (N, 1, W, H)
+        (rng.integers(0, 255, (2, 5, 7, 3)), (2, 3, 7, 5)),  # RGB
+        (rng.integers(0, 255, (2, 4, 5, 7)), (2, 1, 7, 5, 4)),  # (N, D, H, W) -> (N, 1, W, H, D)
+    ):
+        spatial_dims = 3 if batch.ndim == 4 and batch.shape[-1] != 3 else 2
+        out = to_monai_layout(batch, spatial_dims)
+        assert out.shape == expected
+        if spatial_dims == 2:  # pixel at row 4, column 6 sits at x = 6, y = 4
+            assert out[0, 0, 6, 4] == (batch[0, 4, 6] if batch.ndim == 3 else batch[0, 4, 6, 0])
+        back = from_monai_layout(out[0])
+        np.testing.assert_array_equal(back.squeeze(-1) if back.shape[-1] == 1 else back, batch[0])
+    with pytest.raises(ValueError, match="spatial_dims=2"):
+        to_monai_layout(np.zeros((2, 3)), 2)

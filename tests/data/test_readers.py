@@ -144,6 +144,20 @@ def test_jpeg2000_monochrome1_extremity_decodes_and_is_inverted():
     assert air_beside_leg < 200 and tibia > air_beside_leg + 400
 
 
+def test_the_jpeg2000_decoder_is_a_declared_dependency():
+    """pydicom decodes JPEG 2000 with Pillow's OpenJPEG: Pillow must be a requirement of its own, not arrive by
+    chance through matplotlib."""
+    from packaging.requirements import Requirement  # pytest's own dependency
+    from PIL import features
+
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    requirements = [Requirement(r) for r in tomllib.loads(pyproject.read_text())["project"]["dependencies"]]
+    pillow = next((r for r in requirements if r.name.lower() == "pillow"), None)
+    assert pillow is not None and "10" in str(pillow.specifier), requirements
+    assert features.check("jpg_2000")
+
+
 @needs_dicom
 def test_ct_is_in_hounsfield_units():
     raw, ds = _raw("CT_small.dcm")
@@ -211,6 +225,36 @@ def test_multiframe_is_read_as_a_volume_with_frames_last():
     for k in (0, 4, 9):
         np.testing.assert_array_equal(arr[0, :, :, k], raw[k].T)
     assert tuple(meta["spatial_shape"]) == (64, 64, 10) and meta["number_of_frames"] == 10
+
+
+def _rescale_group(slope: float, intercept: float) -> pydicom.Dataset:
+    """A functional-group item holding a Pixel Value Transformation macro."""
+    transformation = pydicom.Dataset()
+    transformation.RescaleSlope, transformation.RescaleIntercept, transformation.RescaleType = slope, intercept, "US"
+    group = pydicom.Dataset()
+    group.PixelValueTransformationSequence = pydicom.Sequence([transformation])
+    return group
+
+
+@needs_dicom
+def test_enhanced_multiframe_rescale_comes_from_the_functional_groups(tmp_path):
+    """Enhanced MR/CT keep slope/intercept in the functional groups, where pydicom's apply_modality_lut does not
+    look; the reader applies the shared values, and a frame's own values where it has them."""
+    plain, _ = _dicom("emri_small.dcm")
+    ds = pydicom.dcmread(DICOM / "emri_small.dcm")
+    assert "RescaleSlope" not in ds and "SharedFunctionalGroupsSequence" not in ds
+    ds.SharedFunctionalGroupsSequence = pydicom.Sequence([_rescale_group(2, -100)])
+    ds.save_as(tmp_path / "shared.dcm")
+    shared, meta = read_dicom_image(tmp_path / "shared.dcm")
+    np.testing.assert_array_equal(shared, 2 * plain - 100)
+    assert meta["intensity"].startswith("functional_groups")
+    ds.PerFrameFunctionalGroupsSequence = pydicom.Sequence(
+        [_rescale_group(3, 5) if k == 4 else pydicom.Dataset() for k in range(10)]
+    )
+    ds.save_as(tmp_path / "per_frame.dcm")
+    per_frame, _ = read_dicom_image(tmp_path / "per_frame.dcm")
+    np.testing.assert_array_equal(per_frame[..., 4], 3 * plain[..., 4] + 5)
+    np.testing.assert_array_equal(np.delete(per_frame, 4, axis=-1), np.delete(shared, 4, axis=-1))
 
 
 @needs_dicom

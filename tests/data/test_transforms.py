@@ -55,3 +55,12 @@ def test_multiview_makes_distinct_views_reproducibly(pneumonia_npz: Path) -> Non
 def test_multiview_rejects_mismatched_view_lists() -> None:
     with pytest.raises(ValueError, match="num_views"):
         MultiViewd("image", [lambda d: d], num_views=2)
+
+
+def test_images_of_the_wrong_shape_are_refused_by_name(pneumonia_npz: Path, data_dir: Path) -> None:
+    item = medmnist_datalist(pneumonia_npz, "train", limit=1)[0]
+    assert EnsureImaged("image", channels=1, spatial_dims=2)(item)["image"].shape == (1, 28, 28)
+    with pytest.raises(ValueError, match=r"item pneumoniamnist/train/0 .*\(1, 28, 28\).*3 channel"):
+        EnsureImaged("image", channels=3)(item)
+    with pytest.raises(ValueError, match=r"US1_UNCI.dcm.*\(3, 640, 480\)"):
+        EnsureImaged("image", channels=1, spatial_dims=2)({"image": str(data_dir / "dicom_samples" / "US1_UNCI.dcm")})
