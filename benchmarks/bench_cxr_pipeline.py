@@ -1,172 +1,138 @@
-"""End-to-end REMEDIS chain on real PneumoniaMNIST, on CPU in about half an hour.
+"""End-to-end REMEDIS chain on real PneumoniaMNIST through the cxr bundle, on CPU in about half an hour.
 
-Runs the CXR bundle's four stages in one process with the bundle's own transforms and datalists:
-stage 1 supervised pretraining on the CIFAR-10 subset, stage 2 SimCLR on the unlabelled PneumoniaMNIST
-training images, stage 3 fine-tuning, stage 4 test/OOD metrics and the data-efficiency sweep
-(1%, 10%, 100% labels x 3 seeds) for the REMEDIS init (stages 1+2) vs the supervised baseline (stage 1).
+This is README command 1 (``python -m monai_remedis run cxr``) with its stages timed: the bundle's own configs,
+datalists and transforms (``common.yaml`` + the four stage configs), parsed by MONAI's ``ConfigParser`` and run in
+one process, stage by stage:
+
+1. supervised pretraining of ``bit_resnet18`` on the CIFAR-10 subset;
+2. SimCLR on the unlabelled PneumoniaMNIST training images, from the stage-1 backbone;
+3. fine-tuning on 100% of the labels (the classifier evaluated in and out of distribution);
+4. test metrics, zero-shot metrics on the bundle's simulated acquisition shift, and the data-efficiency sweep
+   (1%, 10%, 100% labels x 3 seeds) for the REMEDIS init (stages 1+2) against the supervised baseline (stage 1).
 
     python benchmarks/bench_cxr_pipeline.py --out benchmarks/results/cxr_pipeline.json
+    python benchmarks/bench_cxr_pipeline.py --override max_epochs=1 --override "sweep_seeds=[0]"   # a quick look
 
-Prints a table and writes JSON; the full report (markdown + PNG curve) lands in ``--run-dir``.
+Prints stage-1 accuracy, the SSL loss per epoch and the sweep table; writes JSON; the full report (markdown + PNG
+curve) is the bundle's ``<output_dir>/evaluate/report.md``. ``--override key=value`` sets any top-level bundle key
+(values are Python literals), exactly as ``--key value`` does on the command line.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
+import os
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 from monai.bundle import ConfigParser
 
-from monai_remedis.backbones import create_backbone
-from monai_remedis.data.paths import PROJECT_ROOT
-from monai_remedis.evaluation.predict import predict
-from monai_remedis.evaluation.statistics import classification_metrics
-from monai_remedis.models import Classifier
-from monai_remedis.stages import EvaluateStage, PretrainStage, SSLStage
+from monai_remedis.cli import bundle_config_files, bundle_dir
 
-CONFIGS = PROJECT_ROOT / "bundles" / "cxr" / "configs"
+STAGES = ("pretrain", "ssl", "finetune", "evaluate")
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--run-dir", default="runs/bench_cxr")
     p.add_argument("--out", default="benchmarks/results/cxr_pipeline.json")
-    p.add_argument("--backbone", default="bit_resnet18")
-    p.add_argument("--pretrain-epochs", type=int, default=4)
-    p.add_argument("--ssl-epochs", type=int, default=6)
-    p.add_argument("--ssl-batch", type=int, default=128)
-    p.add_argument("--finetune-epochs", type=int, default=3)
-    p.add_argument("--min-steps", type=int, default=60)
-    p.add_argument("--fractions", type=float, nargs="+", default=[0.01, 0.1, 1.0])
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--limit", type=int, default=None, help="items per split (smoke runs)")
-    p.add_argument("--reuse", action="store_true", help="reuse stage-1/2 outputs already in --run-dir")
-    return p.parse_args()
+    p.add_argument("--output-dir", default="runs/bench_cxr", help="the bundle's output_dir")
+    p.add_argument("--override", action="append", default=[], help="bundle key=value (repeatable)")
+    return p.parse_args(argv)
 
 
-def main() -> None:
-    args = parse_args()
-    run_dir = Path(args.run_dir)
+def _overrides(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--override expects key=value, got '{pair}'.")
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
+
+
+def load_bundle(output_dir: str, overrides: dict[str, Any]) -> ConfigParser:
+    """The cxr bundle's whole-chain config, as ``python -m monai_remedis run cxr`` assembles it."""
     parser = ConfigParser()
-    parser.read_config([str(CONFIGS / f) for f in ("common.yaml", "pretrain.yaml")])
-    parser["limit"] = args.limit
-    timings: dict[str, float] = {}
+    parser.read_config(bundle_config_files(bundle_dir("cxr"), "pipeline"))
+    parser.update({"output_dir": output_dir, **overrides})
+    return parser
 
-    t0 = time.perf_counter()
-    backbone = create_backbone(args.backbone, in_channels=3)
-    nat_train = parser.get_parsed_content("pretrain#train_datalist")
-    nat_test = parser.get_parsed_content("pretrain#val_datalist")
-    nat_eval = parser.get_parsed_content("natural_load_transform")
-    pre_dir = run_dir / "pretrain"
-    if args.reuse and (pre_dir / "classifier.pt").is_file():  # stage 1 already ran in this run dir
-        pre = {"backbone": str(pre_dir / "backbone.pt"), "classifier": str(pre_dir / "classifier.pt")}
-    else:
-        pre = PretrainStage(
-            backbone,
-            pre_dir,
-            nat_train,
-            parser.get_parsed_content("natural_train_transform"),
-            num_classes=10,
-            max_epochs=args.pretrain_epochs,
-            batch_size=128,
-            optimizer="sgd",
-            learning_rate=0.1,
-            weight_decay=1e-4,
-            log_every=0,
-        ).run()
-    clf = Classifier(backbone, 10)
-    clf.load_state_dict(torch.load(pre["classifier"], weights_only=True))
-    probs, labels = predict(clf.eval(), nat_test, nat_eval)
-    stage1_acc = classification_metrics(probs, labels)["accuracy"]
-    timings["pretrain_s"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    ssl_dir = run_dir / "ssl"
-    if args.reuse and (ssl_dir / "backbone.pt").is_file():  # stage 2 already ran in this run dir
-        ssl = {"backbone": str(ssl_dir / "backbone.pt"), "history": str(ssl_dir / "history.json")}
-    else:
-        ssl = SSLStage(
-            parser.get_parsed_content("datalist#train"),
-            parser.get_parsed_content("ssl_transform"),
-            create_backbone(args.backbone, in_channels=1),
-            ssl_dir,
-            init_weights=pre["backbone"],
-            max_epochs=args.ssl_epochs,
-            batch_size=args.ssl_batch,
-            optimizer="adamw",
-            learning_rate=1e-3,
-            lr_scale_batch=False,
-            weight_decay=1e-6,
-            warmup_epochs=0.5,
-            log_every=0,
-        ).run()
-    ssl_history = json.loads(Path(ssl["history"]).read_text())
-    timings["ssl_s"] = time.perf_counter() - t0
+def run_stages(parser: ConfigParser) -> tuple[dict[str, Any], dict[str, float]]:
+    """Run the four stages in order; each reads the checkpoint the previous one wrote."""
+    results, timings = {}, {}
+    for stage in STAGES:
+        start = time.perf_counter()
+        results[stage] = parser.get_parsed_content(stage).run()
+        timings[f"{stage}_s"] = time.perf_counter() - start
+    return results, timings
 
-    t0 = time.perf_counter()
-    ev = EvaluateStage(
-        backbone=args.backbone,
-        in_channels=1,
-        num_classes=2,
-        output_dir=run_dir / "evaluate",
-        test_transform=parser.get_parsed_content("eval_transform"),
-        sweep_inits={"remedis": ssl["backbone"], "baseline": pre["backbone"]},
-        sweep_train_datalist=parser.get_parsed_content("datalist#train"),
-        sweep_val_datalist=parser.get_parsed_content("datalist#val"),
-        sweep_test_datalist=parser.get_parsed_content("datalist#test"),
-        sweep_train_transform=parser.get_parsed_content("train_transform"),
-        fractions=args.fractions,
-        seeds=args.seeds,
-        baseline_init="baseline",
-        finetune_options={
-            "max_epochs": args.finetune_epochs,
-            "min_steps": args.min_steps,
-            "batch_size": 128,
-            "optimizer": "sgd",
-            "learning_rate": 0.01,
-            "weight_decay": 1e-4,
-            "log_every": 0,
-        },
-        title="REMEDIS vs supervised baseline on PneumoniaMNIST (CPU benchmark)",
-    ).run()
-    timings["sweep_s"] = time.perf_counter() - t0
 
-    summary = ev["summary"]
-    print(f"\nstage 1 (CIFAR-10 subset, {args.pretrain_epochs} epochs) test accuracy: {stage1_acc:.3f}")
+def print_summary(parser: ConfigParser, results: dict[str, Any]) -> dict[str, Any]:
+    """Print and return the numbers of the run: stage-1 accuracy, SSL loss curve, the sweep and its factors."""
+    pre = results["pretrain"]
+    ssl_history = json.loads(Path(results["ssl"]["history"]).read_text())
+    ev = results["evaluate"]
+    epochs = parser.get_parsed_content("pretrain_epochs")
+    print(f"\nstage 1 (CIFAR-10 subset, {epochs} epochs): test accuracy {pre['val_accuracy']:.3f}")
     print("stage 2 SimCLR loss per epoch:", " ".join(f"{x:.3f}" for x in ssl_history["loss"]))
-    print(f"\n{'init':<10}{'labels':>8}{'AUC mean':>10}{'min':>8}{'max':>8}")
-    for row in summary:
+    print(f"stage 3 fine-tune (100% labels): best validation AUC {results['finetune']['best_val_auc']:.4f}")
+    for name, evaluation in ev["evaluations"].items():
+        ci = evaluation.get("auc_ci", {})
+        print(
+            f"stage 4 {name}: AUC {evaluation['metrics']['auc']:.4f} ({ci.get('low', 0):.4f}-{ci.get('high', 0):.4f})"
+        )
+    print(f"\n{'init':<10}{'labels':>8}{'AUC mean':>10}{'min':>8}{'max':>8}   (test AUC over seeds)")
+    for row in ev["summary"]:
         print(
             f"{row['init']:<10}{100 * row['fraction']:>7.3g}%{row['auc_mean']:>10.4f}{row['auc_min']:>8.4f}"
             f"{row['auc_max']:>8.4f}"
         )
     for init, r in ev["label_reduction"].items():
-        print(
-            f"label-reduction factor {init}: {r['status']} factor={r['factor']:.3g} [{r['low']:.3g}, {r['high']:.3g}]"
-        )
+        print(f"label-reduction factor {init}: {r['status']} {r['factor']:.3g}x [{r['low']:.3g}, {r['high']:.3g}]")
+    return {
+        "stage1_test_accuracy": pre["val_accuracy"],
+        "ssl_history": ssl_history,
+        "finetune": results["finetune"],
+        "evaluations": ev["evaluations"],
+        "sweep_summary": ev["summary"],
+        "label_reduction": ev["label_reduction"],
+        "report": ev["report"],
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    overrides = _overrides(args.override)
+    parser = load_bundle(args.output_dir, overrides)
+    start_load = os.getloadavg()
+    results, timings = run_stages(parser)
+    summary = print_summary(parser, results)
+    timings["total_s"] = sum(timings.values())
     print("timings (s):", {k: round(v) for k, v in timings.items()})
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                "args": vars(args),
-                "stage1_test_accuracy": stage1_acc,
-                "ssl_history": ssl_history,
-                "sweep_summary": summary,
-                "label_reduction": ev["label_reduction"],
-                "timings_s": timings,
-                "report": ev["report"],
-                "torch_threads": torch.get_num_threads(),
-            },
-            indent=2,
-            default=str,
-        )
-    )
-    print(f"wrote {out} and {ev['report']}")
+    record = {
+        "command": "python benchmarks/bench_cxr_pipeline.py " + " ".join(f"--override {o}" for o in args.override),
+        "overrides": overrides,
+        **summary,
+        "timings_s": timings,
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "loadavg_start": start_load,
+            "loadavg_end": os.getloadavg(),
+        },
+    }
+    out.write_text(json.dumps(record, indent=2, default=str))
+    print(f"wrote {out} and {summary['report']}")
 
 
 if __name__ == "__main__":

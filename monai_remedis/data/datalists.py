@@ -108,8 +108,32 @@ def natural_image_npz_datalist(
     path: str | Path, split: str = "train", limit: int | None = None
 ) -> list[dict[str, Any]]:
     """Datalist from a natural-image ``.npz`` with ``{split}_images`` (N,H,W,3) and ``{split}_labels``
-    (e.g. ``cifar10_subset.npz``), for supervised pretraining."""
-    return medmnist_datalist(path, split=split, spatial_dims=2, limit=limit)
+    (e.g. ``cifar10_subset.npz``), for supervised pretraining.
+
+    ``limit`` keeps a class-balanced head (the classes taken in turn, each in file order): the CIFAR-10 subset is
+    sorted by class, so its first N items would be a single class.
+    """
+    items = medmnist_datalist(path, split=split, spatial_dims=2)
+    return items if limit is None else round_robin_by_label(items, limit)
+
+
+def round_robin_by_label(items: Sequence[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """The first ``limit`` items when the labels are taken in turn (each label's items in their order).
+
+    Example:
+        >>> [i["id"] for i in round_robin_by_label([{"id": n, "label": n // 2} for n in range(6)], 4)]
+        [0, 2, 4, 1]
+    """
+    by_label: dict[Any, list[dict[str, Any]]] = {}
+    for item in items:
+        by_label.setdefault(item.get("label"), []).append(item)
+    queues = list(by_label.values())
+    picked: list[dict[str, Any]] = []
+    depth = 0
+    while len(picked) < limit and any(depth < len(q) for q in queues):
+        picked.extend(q[depth] for q in queues if depth < len(q))
+        depth += 1
+    return picked[:limit]
 
 
 def image_folder_datalist(

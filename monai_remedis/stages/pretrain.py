@@ -16,7 +16,10 @@ from monai_remedis.engines.runtime import (
     is_main_process,
     prepare_run_dir,
     provenance,
+    resolve_device,
 )
+from monai_remedis.evaluation.predict import predict
+from monai_remedis.evaluation.statistics import classification_metrics
 from monai_remedis.models.classifier import Classifier
 from monai_remedis.stages.supervised import TrainConfig, train_classifier
 
@@ -72,7 +75,11 @@ class PretrainStage:
         self.cfg = TrainConfig(**{**(train_options or {}), **overrides})
 
     def run(self) -> dict[str, Any]:
-        """Import or train, then export ``backbone.pt``; returns artefact paths and metrics."""
+        """Import or train, then export ``backbone.pt``; returns artefact paths and metrics.
+
+        ``metrics.json`` holds the best validation AUC and, with a validation set, ``val_accuracy`` of the exported
+        model.
+        """
         run_dir = prepare_run_dir(self.output_dir, self.seed)
         result: dict[str, Any] = {"run_dir": str(run_dir)}
         if self.weights:
@@ -91,6 +98,12 @@ class PretrainStage:
                     self.cfg,
                 )
             )
+            if self.val_datalist and is_main_process():  # the selected model's accuracy: the number users quote
+                probs, labels = predict(
+                    model.eval(), self.val_datalist, self.val_transform, device=resolve_device(self.cfg.device)
+                )
+                result["val_accuracy"] = float(classification_metrics(probs, labels)["accuracy"])
+                logger.info("stage 1: validation accuracy %.4f (%d images)", result["val_accuracy"], len(labels))
         backbone_path = run_dir / "backbone.pt"
         result["backbone"] = str(backbone_path)
         if is_main_process():

@@ -30,6 +30,7 @@ from monai_remedis.engines.runtime import (
     make_loader,
     resolve_device,
 )
+from monai_remedis.evaluation.cache import decode_once
 from monai_remedis.evaluation.guard import HELD_OUT_SPLITS
 from monai_remedis.models.classifier import Classifier
 from monai_remedis.optim import build_optimizer, warmup_cosine
@@ -59,6 +60,10 @@ class TrainConfig:
     """Train at least this many optimiser steps: small label fractions get more epochs (as BiT-HyperRule)."""
     val_evaluations: int = 10
     """Validate about this many times per run (every epoch when epochs are fewer)."""
+    cache_decoded: bool = True
+    """Decode each item once (the deterministic head of the transforms) and run only the augmentations per epoch,
+    without MetaTensor tracking (:func:`~monai_remedis.evaluation.cache.decode_once`). Turn off for data that
+    does not fit in memory."""
 
 
 def guard_validation_split(val_datalist: Sequence[dict[str, Any]]) -> None:
@@ -98,8 +103,14 @@ def train_classifier(
     """
     if not train_datalist:
         raise ValueError("train_classifier: the training datalist is empty.")
+    if val_datalist:
+        guard_validation_split(val_datalist)  # before any decoding: a leak fails fast
     device = resolve_device(cfg.device)
     num_classes = model.head[-1].out_features
+    if cfg.cache_decoded:
+        train_datalist, train_transform = decode_once(train_datalist, train_transform)
+        if val_datalist:
+            val_datalist, val_transform = decode_once(val_datalist, val_transform)
     network = idist.auto_model(model)
     train_loader = make_loader(
         Dataset(list(train_datalist), transform=train_transform),
@@ -131,7 +142,6 @@ def train_classifier(
     if cfg.resume and best_path.is_file():
         best.update(json.loads(best_path.read_text()))
     if val_datalist:
-        guard_validation_split(val_datalist)
         val_loader = make_loader(
             Dataset(list(val_datalist), transform=val_transform), cfg.batch_size, False, cfg.num_workers
         )

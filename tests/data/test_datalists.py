@@ -97,3 +97,11 @@ def test_row_major_batches_take_monai_file_layout_and_back() -> None:
         np.testing.assert_array_equal(back.squeeze(-1) if back.shape[-1] == 1 else back, batch[0])
     with pytest.raises(ValueError, match="spatial_dims=2"):
         to_monai_layout(np.zeros((2, 3)), 2)
+
+
+def test_natural_image_limit_keeps_every_class(cifar_npz: Path) -> None:
+    """The CIFAR-10 subset is sorted by class: a limited stage-1 run must still see (and be scored on) all ten."""
+    items = natural_image_npz_datalist(cifar_npz, "test", limit=25)
+    labels = [item["label"] for item in items]
+    assert len(items) == 25 and sorted(set(labels)) == list(range(10))
+    assert max(labels.count(c) for c in range(10)) - min(labels.count(c) for c in range(10)) <= 1

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 from monai.bundle import ConfigParser
+from monai.data import get_track_meta
 from monai.transforms import Randomizable
 
 from monai_remedis.data import label_fraction, medmnist_datalist
 from monai_remedis.data.paths import PROJECT_ROOT
-from monai_remedis.evaluation.cache import decode_once, split_deterministic
+from monai_remedis.evaluation.cache import UntrackedCompose, decode_once, split_deterministic
 from monai_remedis.evaluation.report import format_console_table
 from monai_remedis.evaluation.statistics import (
     auc_score,
@@ -122,3 +123,21 @@ def test_decode_once_matches_the_full_transform(data_dir: Path) -> None:
         assert torch.allclose(full, cached_tail(dict(dec))["image"])
     assert torch.equal(decoded[0]["image"], before)  # the cached item is never modified
     assert decoded[0]["label"] == items[0]["label"] and decoded[0]["id"] == items[0]["id"]
+
+
+def test_decoded_tail_runs_without_metadata_and_restores_tracking(data_dir: Path) -> None:
+    """The training stages' cached tail yields plain tensors; MONAI's global tracking flag is restored after it."""
+    parser = ConfigParser()
+    parser.read_config(str(PROJECT_ROOT / "bundles" / "cxr" / "configs" / "common.yaml"))
+    items = medmnist_datalist(data_dir / "medmnist_pneumonia" / "pneumoniamnist.npz", "val", limit=2)
+    decoded, tail = decode_once(items, parser.get_parsed_content("ssl_transform"))
+    assert isinstance(tail, UntrackedCompose) and get_track_meta()
+    views = tail(dict(decoded[0]))
+    assert type(views["view_0"]) is torch.Tensor and get_track_meta()
+    _, tracked = decode_once(items, parser.get_parsed_content("ssl_transform"), track_meta=True)
+    assert not isinstance(tracked, UntrackedCompose)
+    with pytest.raises(RuntimeError):
+        UntrackedCompose([lambda d: (_ for _ in ()).throw(RuntimeError("boom"))])({})
+    assert get_track_meta()  # restored after an error too
+    again, same_tail = decode_once(decoded, tail)  # already decoded: nothing to do
+    assert again[0]["image"] is decoded[0]["image"] and type(same_tail(again[0])["view_1"]) is torch.Tensor
