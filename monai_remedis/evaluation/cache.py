@@ -57,7 +57,8 @@ class UntrackedCompose(Compose):
 def split_deterministic(transform: Callable) -> tuple[Compose, Compose]:
     """Split a transform into its deterministic head and the rest (starting at the first random transform).
 
-    Nested ``Compose`` objects are flattened first; a callable that is not a MONAI ``Transform`` ends the head,
+    Nested plain ``Compose`` objects are flattened first (subclasses such as ``OneOf`` or :class:`UntrackedCompose`
+    count as one random step); a callable that is not a MONAI ``Transform`` ends the head,
     because nothing is known about it.
 
     Args:
@@ -66,7 +67,7 @@ def split_deterministic(transform: Callable) -> tuple[Compose, Compose]:
     Returns:
         ``(head, tail)``; ``tail(head(x))`` equals ``transform(x)`` for the same random state.
     """
-    flat = (transform if isinstance(transform, Compose) else Compose([transform])).flatten()
+    flat = Compose([transform]).flatten()  # only plain Compose objects open up: an UntrackedCompose stays whole
     steps = list(flat.transforms)
     first_random = next(
         (i for i, t in enumerate(steps) if isinstance(t, RandomizableTrait) or not isinstance(t, Transform)),
