@@ -33,6 +33,16 @@ logger = logging.getLogger("monai_remedis")
 class SSLStage:
     """Train a backbone with a self-supervised strategy and export it as ``backbone.pt``.
 
+    Under torchrun the strategy is wrapped in DDP by ``idist.auto_model``; on CUDA its BatchNorm layers (e.g. the
+    SimCLR/BYOL/Barlow Twins heads) are converted to ``SyncBatchNorm`` first, so their statistics span the global
+    batch. On CPU (gloo) there is no conversion, because torch's ``SyncBatchNorm`` runs on CUDA only: each rank's
+    BatchNorm then normalises with the statistics of its local ``batch_size / world_size`` samples.
+
+    Warnings (rank 0): a strategy whose ``queue_size`` (MoCo) exceeds the number of training images (the queue then
+    holds stale keys of each query's own image, i.e. false negatives; set ``strategy_kwargs`` ``queue_size``), and
+    the first epoch whose mean ``collapse_score`` shows collapse
+    (:class:`~monai_remedis.engines.ssl_trainer.SSLTrainer`).
+
     Args:
         datalist: unlabelled items (``"image"`` path or array; labels are ignored).
         transform: dict transform producing ``view_0``..``view_{n-1}`` (ends with ``MultiViewd``).
@@ -134,6 +144,8 @@ class SSLStage:
         if self.init_weights:
             load_backbone_weights(self.backbone, self.init_weights)
         strategy = create_strategy(self.strategy_name, backbone=self.backbone, **self.strategy_kwargs)
+        if is_main_process():
+            _warn_if_queue_exceeds_data(self.strategy_name, strategy, len(self.datalist), self.batch_size)
         network = idist.auto_model(strategy, sync_bn=idist.get_world_size() > 1 and device.type == "cuda")
         loader = make_loader(
             Dataset(self.datalist, transform=self.transform), self.batch_size, True, self.num_workers, drop_last=True
@@ -185,6 +197,23 @@ class SSLStage:
             atomic_torch_save(strategy.transferable_state_dict(), backbone_path)
             atomic_write_json(provenance("ssl", self._config(), [self.init_weights]), run_dir / "provenance.json")
         return {"backbone": str(backbone_path), "history": str(history_path), "run_dir": str(run_dir)}
+
+
+def _warn_if_queue_exceeds_data(name: str, strategy: nn.Module, num_images: int, batch_size: int) -> None:
+    """Warn when a queue of negatives (``strategy.queue_size``) is larger than the training set."""
+    queue_size = getattr(strategy, "queue_size", None)
+    if not isinstance(queue_size, int) or queue_size <= num_images:
+        return
+    suggestion = max(batch_size, num_images // 2 // batch_size * batch_size)
+    logger.warning(
+        "SSL %s: queue_size %d exceeds the %d training images, so the queue holds stale keys of each query's own "
+        "image, which act as false negatives. Set strategy_kwargs queue_size below the number of images, "
+        "e.g. --strategy_kwargs \"{'queue_size': %d}\".",
+        name,
+        queue_size,
+        num_images,
+        suggestion,
+    )
 
 
 def _resumable_history(path: Path) -> dict[str, list[float]] | None:

@@ -26,6 +26,30 @@ def test_ntxent_hand_computed() -> None:
     assert float(loss) == pytest.approx(math.log(2 + math.e) - 1)
 
 
+def test_ntxent_hand_computed_at_temperature_0_1() -> None:
+    """Unit embeddings a0=(1,0), a1=(.6,.8) | b0=(.8,.6), b1=(0,1) at t=0.1: logits are cosines x 10.
+
+    Row a0: positive b0 (.8) against a1 (.6), b1 (0); row a1: b1 (.8) against a0 (.6), b0 (.96);
+    row b0: a0 (.8) against a1 (.96), b1 (.6); row b1: a1 (.8) against a0 (0), b0 (.6). A loss that multiplied
+    by the temperature (or ignored it) gives another value.
+    """
+    z0 = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
+    z1 = torch.tensor([[0.8, 0.6], [0.0, 1.0]])
+    rows = [[8.0, 6.0, 0.0], [8.0, 6.0, 9.6], [8.0, 9.6, 6.0], [8.0, 0.0, 6.0]]  # positive first
+    expected = -sum(_log_softmax_at(row, 0) for row in rows) / 4
+    assert float(NTXentLoss(temperature=0.1)(z0, z1)) == pytest.approx(expected, rel=1e-5)
+    assert float(NTXentLoss(temperature=0.1)(2 * z0, 3 * z1)) == pytest.approx(expected, rel=1e-5)  # cosines
+
+
+@pytest.mark.parametrize("temperature", [0.2, 0.07])
+def test_moco_hand_computed_at_its_temperature(temperature: float) -> None:
+    """q=(.6,.8), k=(.8,.6), queue (1,0), (0,-1): logits [.96, .6, -.8] / t; MoCo v2 uses t=0.2."""
+    q, k = torch.tensor([[0.6, 0.8]]), torch.tensor([[0.8, 0.6]])
+    queue = torch.tensor([[1.0, 0.0], [0.0, -1.0]])
+    expected = -_log_softmax_at([0.96 / temperature, 0.6 / temperature, -0.8 / temperature], 0)
+    assert float(MoCoLoss(temperature=temperature)(q, k, queue)) == pytest.approx(expected, rel=1e-5)
+
+
 def test_moco_hand_computed() -> None:
     """Logits [q.k, q.Q_1, q.Q_2] / 0.2 per query; loss is the mean of -log softmax at the key."""
     q = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
