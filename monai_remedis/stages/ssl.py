@@ -24,6 +24,7 @@ from monai_remedis.engines.runtime import (
     resolve_device,
 )
 from monai_remedis.engines.ssl_trainer import SSLTrainer
+from monai_remedis.evaluation.cache import decode_once
 from monai_remedis.optim import build_optimizer, scaled_lr, warmup_cosine
 from monai_remedis.ssl.factory import create_strategy
 
@@ -66,7 +67,9 @@ class SSLStage:
         seed: random seed.
         log_every: log every this many iterations.
         progress_bar: show a progress bar.
-        cache_rate: fraction of decoded items MONAI caches in memory.
+        cache_decoded: decode each item once (the deterministic head of ``transform``) and run only the view
+            augmentations per epoch, without MetaTensor tracking (:func:`~monai_remedis.evaluation.cache.decode_once`);
+            turn off for data that does not fit in memory.
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class SSLStage:
         seed: int = 0,
         log_every: int = 20,
         progress_bar: bool = False,
+        cache_decoded: bool = True,
     ) -> None:
         if not datalist:
             raise ValueError("SSLStage: the datalist is empty; check 'dataset_dir' and the datalist config.")
@@ -118,6 +122,13 @@ class SSLStage:
         self.seed = seed
         self.log_every = log_every
         self.progress_bar = progress_bar
+        self.cache_decoded = cache_decoded
+
+    def _data(self) -> tuple[list[dict[str, Any]], Callable]:
+        """The items and the per-epoch transform (decoded once when ``cache_decoded``)."""
+        if self.cache_decoded:
+            return decode_once(self.datalist, self.transform)
+        return self.datalist, self.transform
 
     def _config(self) -> dict[str, Any]:
         keys = (
@@ -147,9 +158,7 @@ class SSLStage:
         if is_main_process():
             _warn_if_queue_exceeds_data(self.strategy_name, strategy, len(self.datalist), self.batch_size)
         network = idist.auto_model(strategy, sync_bn=idist.get_world_size() > 1 and device.type == "cuda")
-        loader = make_loader(
-            Dataset(self.datalist, transform=self.transform), self.batch_size, True, self.num_workers, drop_last=True
-        )
+        loader = make_loader(Dataset(*self._data()), self.batch_size, True, self.num_workers, drop_last=True)
         steps_per_epoch = self.epoch_length or len(loader)
         lr = scaled_lr(self.learning_rate, self.batch_size, self.lr_scale_batch)
         optimizer = build_optimizer(strategy, self.optimizer_name, lr, self.weight_decay)

@@ -23,7 +23,7 @@ class BYOLLoss(nn.Module):
         >>> loss_fn = BYOLLoss()
         >>> p = torch.randn(8, 256, requires_grad=True)
         >>> loss = loss_fn(p, p.detach())  # identical directions -> 0
-        >>> abs(round(float(loss), 6))
+        >>> abs(round(loss.item(), 6))
         0.0
     """
 
