@@ -1,27 +1,27 @@
 """The numbers of docs/results.md: REMEDIS vs supervised baseline vs scratch on real MedMNIST data and a real
-second site, on CPU (sized for about half an hour on 2 idle cores; 50 minutes measured on a shared, busy machine).
+second site, on CPU (sized for about 80 minutes on 2 idle cores).
 
 For each of PneumoniaMNIST, BreastMNIST and RetinaMNIST (28 px, official splits; cross-split pixel duplicates are
 dropped from train/val, test sets stay official):
 
 1. stage 1, once for all datasets: ``bit_resnet18`` trained supervised on the CIFAR-10 subset (the grayscale
    datasets get its RGB stem summed to one channel);
-2. stage 2, per dataset: SimCLR on the dataset's unlabelled training images, from the stage-1 backbone;
-3. full fine-tuning on 100% of the labels for each init (``scratch``, ``baseline`` = stage 1 only,
-   ``remedis`` = stages 1+2), selected on the validation split: the "full-label AUC" next to the
-   MedMNIST v2 ResNet-18 (28) table, with a 95% bootstrap interval;
-4. the data-efficiency sweep with the linear-probe fast path (frozen features, logistic head selected on
-   validation AUC): 8 label fractions (1, 2, 5, 10, 20, 33, 50, 100%; 33% tests the "a third of the labels"
-   aim directly) x 3 seeds, paired comparisons with the baseline, label-reduction factors.
+2. stage 2, per dataset: SimCLR on the dataset's unlabelled training images, from the stage-1 backbone (about
+   300 optimiser steps per dataset);
+3. the data-efficiency sweep by **full fine-tuning** (the paper's protocol): label fractions 10%, 33% and 100% x 3
+   seeds x 3 inits (``scratch``, ``baseline`` = stage 1 only, ``remedis`` = stages 1+2), every run selected on the
+   validation split only; the 100% runs give the "full-label AUC" next to the MedMNIST v2 ResNet-18 (28) table;
+4. the same sweep with the linear-probe fast path (frozen features, logistic head selected on validation AUC) at
+   8 label fractions (1, 2, 5, 10, 20, 33, 50, 100%), which measures the representations alone.
 
-Cross-site: the RetinaMNIST classifiers are scored zero-shot on APTOS 2019 (Aravind, India; 592 images after
-removing SOURCE.md's duplicates), then the sweep runs on APTOS's own 50/15/35 split with the RetinaMNIST SSL
-backbone (no APTOS images in SSL) and, as extra inits, the RetinaMNIST-fine-tuned backbones.
+Cross-site: the 100%-label RetinaMNIST classifiers are scored zero-shot on APTOS 2019 (Aravind, India; 592 images
+after removing SOURCE.md's duplicates), then both sweeps run on APTOS's own 50/15/35 split with the RetinaMNIST SSL
+backbone (no APTOS images in SSL) and, in the probe sweep, the RetinaMNIST-fine-tuned backbones as extra inits.
 
     python benchmarks/bench_results.py --out benchmarks/results/results.json
 
-Prints a table, writes JSON, and one full report per dataset (markdown + PNG) under ``--run-dir``. Stages whose
-output exists are reused (``--fresh`` retrains), so an interrupted run resumes.
+Prints tables, writes JSON, and one full report per dataset and sweep (markdown + PNG) under ``--run-dir``.
+Finished stages and sweep runs are reused (``--fresh`` retrains), so an interrupted run resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -43,13 +43,12 @@ from monai_remedis.data.aptos import aptos_datalist, aptos_splits
 from monai_remedis.data.builders import npz_splits, prepare_splits
 from monai_remedis.data.datalists import natural_image_npz_datalist
 from monai_remedis.data.paths import PROJECT_ROOT, data_path
-from monai_remedis.evaluation.predict import predict
-from monai_remedis.evaluation.statistics import classification_metrics
-from monai_remedis.models import Classifier
 from monai_remedis.stages import EvaluateStage, PretrainStage, SSLStage
 
 BUNDLES = PROJECT_ROOT / "bundles"
 FRACTIONS = (0.01, 0.02, 0.05, 0.1, 0.2, 1 / 3, 0.5, 1.0)
+FINETUNE_FRACTIONS = (0.1, 1 / 3, 1.0)
+APTOS_FINETUNE_EPOCHS = 40
 DATASETS: dict[str, dict[str, Any]] = {
     "pneumonia": {
         "bundle": "cxr",
@@ -58,7 +57,8 @@ DATASETS: dict[str, dict[str, Any]] = {
         "in_channels": 1,
         "class_names": ["normal", "pneumonia"],
         "medmnist_resnet18_28_auc": 0.944,
-        "ssl_epochs": 1,
+        "ssl_epochs": 8,  # 36 steps/epoch
+        "finetune_epochs": 6,
     },
     "breast": {
         "bundle": "cxr",  # grayscale radiology policy; BreastMNIST is ultrasound, no ultrasound bundle yet
@@ -67,7 +67,8 @@ DATASETS: dict[str, dict[str, Any]] = {
         "in_channels": 1,
         "class_names": ["malignant", "normal/benign"],
         "medmnist_resnet18_28_auc": 0.901,
-        "ssl_epochs": 4,
+        "ssl_epochs": 60,  # 4 steps/epoch
+        "finetune_epochs": 40,
     },
     "retina": {
         "bundle": "fundus",
@@ -76,7 +77,8 @@ DATASETS: dict[str, dict[str, Any]] = {
         "in_channels": 3,
         "class_names": ["no DR", "mild", "moderate", "severe", "proliferative"],
         "medmnist_resnet18_28_auc": 0.717,
-        "ssl_epochs": 3,
+        "ssl_epochs": 35,  # 8 steps/epoch
+        "finetune_epochs": 25,
     },
 }
 
@@ -88,14 +90,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     p.add_argument("--no-aptos", action="store_true", help="skip the RetinaMNIST -> APTOS cross-site scenario")
     p.add_argument("--backbone", default="bit_resnet18")
-    p.add_argument("--pretrain-epochs", type=int, default=2)
+    p.add_argument("--pretrain-epochs", type=int, default=20)
     p.add_argument("--ssl-epochs", type=int, default=None, help="override the per-dataset SSL epochs")
-    p.add_argument("--finetune-epochs", type=int, default=1, help="full fine-tune epochs (at least --min-steps)")
-    p.add_argument("--min-steps", type=int, default=40)
-    p.add_argument("--fractions", type=float, nargs="+", default=list(FRACTIONS))
+    p.add_argument("--finetune-epochs", type=int, default=None, help="override the per-dataset 100%%-label epochs")
+    p.add_argument("--min-steps", type=int, default=200, help="optimiser steps of every fine-tune at least")
+    p.add_argument("--learning-rate", type=float, default=3e-4, help="fine-tuning AdamW learning rate")
+    p.add_argument("--fractions", type=float, nargs="+", default=list(FRACTIONS), help="linear-probe sweep")
+    p.add_argument("--finetune-fractions", type=float, nargs="+", default=list(FINETUNE_FRACTIONS))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--n-boot", type=int, default=500)
-    p.add_argument("--workers", type=int, default=2, help="parallel processes for the full fine-tunes")
+    p.add_argument("--workers", type=int, default=2, help="parallel processes for the fine-tunes")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: 1 on a busy machine)")
     p.add_argument("--limit", type=int, default=None, help="items per split (smoke runs)")
     p.add_argument("--fresh", action="store_true", help="retrain stages whose outputs exist")
@@ -130,34 +134,26 @@ def stage1(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
     parser.read_config([str(BUNDLES / "cxr" / "configs" / f) for f in ("common.yaml", "pretrain.yaml")])
     npz = data_path("cifar10_subset", "cifar10_subset.npz")
     if (out / "backbone.pt").is_file() and not args.fresh:
-        result: dict[str, Any] = {"backbone": str(out / "backbone.pt"), "classifier": str(out / "classifier.pt")}
+        result: dict[str, Any] = json.loads((out / "metrics.json").read_text())
     else:
-        result = _pretrain(args, parser, npz, out)
-    classifier = Classifier(create_backbone(args.backbone, in_channels=3), 10)
-    classifier.load_state_dict(torch.load(result["classifier"], map_location="cpu", weights_only=True))
-    probs, labels = predict(
-        classifier.eval(),
-        natural_image_npz_datalist(npz, "test", limit=args.limit),
-        parser.get_parsed_content("natural_load_transform"),
-    )
-    result["cifar_test_accuracy"] = classification_metrics(probs, labels)["accuracy"]
+        result = PretrainStage(
+            create_backbone(args.backbone, in_channels=3),
+            out,
+            natural_image_npz_datalist(npz, "train", limit=args.limit),
+            parser.get_parsed_content("natural_train_transform"),
+            num_classes=10,
+            val_datalist=natural_image_npz_datalist(npz, "test", limit=args.limit),
+            val_transform=parser.get_parsed_content("natural_load_transform"),
+            max_epochs=args.pretrain_epochs,
+            batch_size=128,
+            optimizer="adamw",  # SGD 0.1 diverged in the first epochs of a short CPU run (loss above ln 10)
+            learning_rate=2e-3,
+            weight_decay=0.05,
+            log_every=0,
+            val_evaluations=5,
+        ).run()
+    result["cifar_test_accuracy"] = result["val_accuracy"]  # selected on that test set: an optimistic estimate
     return result
-
-
-def _pretrain(args: argparse.Namespace, parser: ConfigParser, npz: Path, out: Path) -> dict[str, Any]:
-    return PretrainStage(
-        create_backbone(args.backbone, in_channels=3),
-        out,
-        natural_image_npz_datalist(npz, "train", limit=args.limit),
-        parser.get_parsed_content("natural_train_transform"),
-        num_classes=10,
-        max_epochs=args.pretrain_epochs,
-        batch_size=128,
-        optimizer="adamw",  # SGD 0.1 diverged in the first epochs of a short CPU run (loss above ln 10)
-        learning_rate=1e-3,
-        weight_decay=5e-4,
-        log_every=0,
-    ).run()
 
 
 def stage2(args: argparse.Namespace, cfg: ConfigParser, spec: dict[str, Any], train: list, out: Path, init: str) -> str:
@@ -177,7 +173,7 @@ def stage2(args: argparse.Namespace, cfg: ConfigParser, spec: dict[str, Any], tr
         learning_rate=1e-3,
         lr_scale_batch=False,
         weight_decay=1e-6,
-        warmup_epochs=0.5,
+        warmup_epochs=1,
         log_every=0,
     ).run()
     return result["backbone"]
@@ -196,36 +192,38 @@ def _common(args: argparse.Namespace, cfg: ConfigParser, spec: dict[str, Any], n
     }
 
 
-def full_finetune(args: argparse.Namespace, common: dict[str, Any], splits: dict, inits: dict, out: Path) -> dict:
-    """100%-label fine-tune of every init (one seed), selected on validation; returns the stage result."""
+def finetune_options(args: argparse.Namespace, epochs: int) -> dict[str, Any]:
+    """One recipe for every init and fraction: AdamW, cosine, ``epochs`` at 100% and at least ``--min-steps``."""
+    return {
+        "max_epochs": args.finetune_epochs or epochs,
+        "min_steps": args.min_steps,
+        "batch_size": 64,
+        "optimizer": "adamw",
+        "learning_rate": args.learning_rate,
+        "weight_decay": 0.05,
+        "warmup_epochs": 0.5,
+        "log_every": 0,
+        "val_evaluations": 10,
+    }
+
+
+def finetune_sweep(args: argparse.Namespace, common: dict[str, Any], out: Path, epochs: int, **kwargs: Any) -> dict:
+    """The data-efficiency sweep by full fine-tuning; ``classifiers`` (if given) are scored on test and OOD sets."""
     return EvaluateStage(
         output_dir=out,
         sweep_mode="finetune",
-        sweep_inits=inits,
-        sweep_train_datalist=splits["train"],
-        sweep_val_datalist=splits["val"],
-        sweep_test_datalist=splits["test"],
-        fractions=[1.0],
-        seeds=[0],
-        finetune_options={
-            "max_epochs": args.finetune_epochs,
-            "min_steps": args.min_steps,
-            "batch_size": 64,
-            "optimizer": "sgd",
-            "learning_rate": 0.01,
-            "weight_decay": 1e-4,
-            "log_every": 0,
-            "val_evaluations": 2,
-        },
+        fractions=args.finetune_fractions,
+        seeds=args.seeds,
+        baseline_init="baseline",
+        finetune_options=finetune_options(args, epochs),
         workers=args.workers,
-        paired_n_boot=0,
-        title=f"{out.parent.name}: full fine-tuning on 100% of the labels",
         **common,
+        **kwargs,
     ).run()
 
 
 def probe_sweep(args: argparse.Namespace, common: dict[str, Any], out: Path, **kwargs: Any) -> dict:
-    """Zero-shot metrics of the classifiers and the linear-probe data-efficiency sweep."""
+    """The data-efficiency sweep with the linear-probe fast path."""
     return EvaluateStage(
         output_dir=out,
         sweep_mode="linear_probe",
@@ -235,6 +233,16 @@ def probe_sweep(args: argparse.Namespace, common: dict[str, Any], out: Path, **k
         **common,
         **kwargs,
     ).run()
+
+
+def _sweep_block(ev: dict[str, Any]) -> dict[str, Any]:
+    keys = ("records", "summary", "label_reduction", "paired", "report")
+    return {k: ev[k] for k in keys if k in ev}
+
+
+def _classifiers(sweep_dir: Path, inits: dict[str, Any]) -> dict[str, str]:
+    """The seed-0 100%-label classifiers of a fine-tuning sweep, one per init."""
+    return {i: str(sweep_dir / "sweep" / i / "f1_s0" / "classifier.pt") for i in inits}
 
 
 def run_dataset(args: argparse.Namespace, name: str, run_dir: Path, pretrain: str, timings: dict) -> dict[str, Any]:
@@ -247,10 +255,24 @@ def run_dataset(args: argparse.Namespace, name: str, run_dir: Path, pretrain: st
     timings[f"{name}_ssl_s"] = time.perf_counter() - t0
     inits = {"scratch": None, "baseline": pretrain, "remedis": ssl}
     common = _common(args, cfg, spec, num_classes)
+    sweep_data = {
+        "sweep_inits": inits,
+        "sweep_train_datalist": splits["train"],
+        "sweep_val_datalist": splits["val"],
+        "sweep_test_datalist": splits["test"],
+    }
     t0 = time.perf_counter()
-    ft = full_finetune(args, common, splits, inits, run_dir / name / "finetune_100")
-    timings[f"{name}_finetune_s"] = time.perf_counter() - t0
-    classifiers = {i: str(run_dir / name / "finetune_100" / "sweep" / i / "f1_s0" / "classifier.pt") for i in inits}
+    ft = finetune_sweep(
+        args,
+        common,
+        run_dir / name / "finetune",
+        spec["finetune_epochs"],
+        title=f"{name.capitalize()}MNIST: full fine-tuning, REMEDIS vs supervised baseline vs scratch",
+        notes=_notes(name, spec, "finetune"),
+        **sweep_data,
+    )
+    timings[f"{name}_finetune_sweep_s"] = time.perf_counter() - t0
+    classifiers = _classifiers(run_dir / name / "finetune", inits)
     ood = {}
     if name == "retina" and not args.no_aptos:
         ood["aptos_all_592"] = {
@@ -265,82 +287,90 @@ def run_dataset(args: argparse.Namespace, name: str, run_dir: Path, pretrain: st
         classifiers=classifiers,
         test_datalist=splits["test"],
         ood_sets=ood,
-        sweep_inits=inits,
-        sweep_train_datalist=splits["train"],
-        sweep_val_datalist=splits["val"],
-        title=f"{name.capitalize()}MNIST: REMEDIS vs supervised baseline vs scratch",
-        notes=_notes(name, spec),
+        title=f"{name.capitalize()}MNIST: linear probe, REMEDIS vs supervised baseline vs scratch",
+        notes=_notes(name, spec, "linear_probe"),
+        **sweep_data,
     )
     timings[f"{name}_probe_sweep_s"] = time.perf_counter() - t0
+    history = Path(ssl).parent / "history.json"
     return {
         "sizes": {k: len(v) for k, v in splits.items()},
         "checkpoints": {**inits, "classifiers": classifiers},
-        "full_finetune_records": ft["records"],
+        "finetune": _sweep_block(ft),
+        "probe": _sweep_block(ev),
         "evaluations": ev["evaluations"],
-        "sweep_summary": ev["summary"],
-        "label_reduction": ev["label_reduction"],
-        "paired": ev["paired"],
-        "report": ev["report"],
         "medmnist_resnet18_28_auc": spec["medmnist_resnet18_28_auc"],
-        "ssl_history": json.loads((Path(ssl).parent / "history.json").read_text())
-        if (Path(ssl).parent / "history.json").is_file()
-        else None,
+        "ssl_history": json.loads(history.read_text()) if history.is_file() else None,
     }
 
 
 def run_aptos(args: argparse.Namespace, run_dir: Path, pretrain: str, retina: dict[str, Any]) -> dict[str, Any]:
-    """RetinaMNIST -> APTOS: zero-shot, then the sweep on APTOS's own split."""
+    """RetinaMNIST -> APTOS: zero-shot, then both sweeps on APTOS's own split."""
     spec = DATASETS["retina"]
     cfg = _bundle("fundus")
     aptos = aptos_splits(aptos_datalist(), val=0.15, test=0.35, seed=0, limit=args.limit)
     classifiers = retina["checkpoints"]["classifiers"]
-    inits = {
-        "scratch": None,
-        "baseline": pretrain,
-        "remedis": retina["checkpoints"]["remedis"],
-        "baseline+retina_ft": classifiers["baseline"],
-        "remedis+retina_ft": classifiers["remedis"],
+    inits = {"scratch": None, "baseline": pretrain, "remedis": retina["checkpoints"]["remedis"]}
+    common = _common(args, cfg, spec, 5)
+    sweep_data = {
+        "sweep_train_datalist": aptos["train"],
+        "sweep_val_datalist": aptos["val"],
+        "sweep_test_datalist": aptos["test"],
     }
+    notes = [
+        "APTOS: 600 images minus SOURCE.md's duplicates (both of each conflicting-grade pair, one of each "
+        "same-grade pair) = 592, split 50/15/35 by image (no patient ids): images of one patient may sit in "
+        "two splits.",
+        "The APTOS subset is not at natural prevalence (0:150, 1:120, 2:150, 3:90, 4:90 before cleaning).",
+        "remedis = stage 1 + SimCLR on RetinaMNIST (no APTOS image in SSL); '+retina_ft' inits start from the "
+        "backbone of the RetinaMNIST 100%-label fine-tune.",
+        "28 px images: absolute AUCs are far below full-resolution DR graders.",
+    ]
+    ft = finetune_sweep(
+        args,
+        common,
+        run_dir / "aptos" / "finetune",
+        APTOS_FINETUNE_EPOCHS,
+        sweep_inits=inits,
+        title="Cross-site DR grading, full fine-tuning: RetinaMNIST (Shanghai) -> APTOS 2019 (Aravind, India)",
+        notes=notes,
+        **sweep_data,
+    )
     ev = probe_sweep(
         args,
-        _common(args, cfg, spec, 5),
+        common,
         run_dir / "aptos" / "evaluate",
         classifiers=classifiers,
         test_datalist=_splits(spec, args.limit)["test"],
         ood_sets={"aptos_test": {"datalist": aptos["test"], "note": "real second site, APTOS test split"}},
-        sweep_inits=inits,
-        sweep_train_datalist=aptos["train"],
-        sweep_val_datalist=aptos["val"],
-        sweep_test_datalist=aptos["test"],
-        title="Cross-site DR grading: RetinaMNIST (Shanghai) -> APTOS 2019 (Aravind, India)",
-        notes=[
-            "APTOS: 600 images minus SOURCE.md's duplicates (both of each conflicting-grade pair, one of each "
-            "same-grade pair) = 592, split 50/15/35 by image (no patient ids): images of one patient may sit in "
-            "two splits.",
-            "The APTOS subset is not at natural prevalence (0:150, 1:120, 2:150, 3:90, 4:90 before cleaning).",
-            "remedis = stage 1 + SimCLR on RetinaMNIST (no APTOS image in SSL); '+retina_ft' inits start from the "
-            "backbone of the RetinaMNIST 100%-label fine-tune.",
-            "28 px images: absolute AUCs are far below full-resolution DR graders.",
-        ],
+        sweep_inits={
+            **inits,
+            "baseline+retina_ft": classifiers["baseline"],
+            "remedis+retina_ft": classifiers["remedis"],
+        },
+        title="Cross-site DR grading, linear probe: RetinaMNIST (Shanghai) -> APTOS 2019 (Aravind, India)",
+        notes=notes,
+        **sweep_data,
     )
     return {
         "sizes": {k: len(v) for k, v in aptos.items()},
         "evaluations": ev["evaluations"],
-        "sweep_summary": ev["summary"],
-        "label_reduction": ev["label_reduction"],
-        "paired": ev["paired"],
-        "report": ev["report"],
+        "finetune": _sweep_block(ft),
+        "probe": _sweep_block(ev),
     }
 
 
-def _notes(name: str, spec: dict[str, Any]) -> list[str]:
+def _notes(name: str, spec: dict[str, Any], mode: str) -> list[str]:
     notes = [
-        "CPU-budget training: stage 1 on 5,000 CIFAR-10 images, a few SSL epochs, short fine-tunes; bit_resnet18 "
-        "at 28 px. MedMNIST v2's ResNet-18 (28) trained 100 epochs.",
+        "CPU-budget training: stage 1 on 5,000 CIFAR-10 images, about 300 SimCLR steps, bit_resnet18 at 28 px. "
+        "MedMNIST v2's ResNet-18 (28) trained 100 epochs.",
         "Cross-split pixel duplicates were dropped from train/validation (test sets are the official ones).",
-        "Linear-probe sweep: at 100% every seed uses the same images and the fit is deterministic, so the seeds "
-        "agree there.",
     ]
+    if mode == "linear_probe":
+        notes.append(
+            "Linear-probe sweep: at 100% every seed uses the same images and the fit is deterministic, so the seeds "
+            "agree there."
+        )
     if spec["bundle"] == "cxr" and name == "breast":
         notes.append("BreastMNIST (ultrasound) uses the grayscale radiology view policy of the cxr bundle.")
     return notes
@@ -350,9 +380,25 @@ def _cell(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None or value != value else f"{value:.{digits}f}"
 
 
+def _print_sweep(blocks: dict[str, Any], mode: str, title: str) -> None:
+    rows = {name: b[mode] for name, b in blocks.items() if b.get(mode)}
+    fractions = sorted({row["fraction"] for r in rows.values() for row in r["summary"]})
+    print(f"\n== {title}: test AUC, seed mean ==")
+    print(f"{'dataset':<11}{'init':<20}" + "".join(f"{100 * f:>7.3g}%" for f in fractions) + "   label reduction")
+    for name, r in rows.items():
+        for init in dict.fromkeys(row["init"] for row in r["summary"]):
+            by_fraction = {row["fraction"]: row for row in r["summary"] if row["init"] == init}
+            red = r["label_reduction"][init]
+            factor = f"{red['factor']:.3g}x ({_cell(red['low'], 1)}-{_cell(red['high'], 1)})" if red["reached"] else "-"
+            aucs = "".join(
+                f"{_cell(by_fraction[f]['auc_mean']):>8}" if f in by_fraction else f"{'':>8}" for f in fractions
+            )
+            print(f"{name:<11}{init:<20}{aucs}   {factor}")
+
+
 def print_table(results: dict[str, Any]) -> None:
-    """The final console table: full-label AUC vs MedMNIST, probe AUC per fraction, label reduction."""
-    print("\n== full fine-tuning, 100% labels (test AUC, 95% CI) vs MedMNIST v2 ResNet-18 (28) ==")
+    """The final console tables: full-label AUC vs MedMNIST, both sweeps, zero-shot on APTOS."""
+    print("\n== full fine-tuning, 100% labels, seed 0 (test AUC, 95% CI) vs MedMNIST v2 ResNet-18 (28) ==")
     print(f"{'dataset':<11}{'MedMNIST':>9}  {'scratch':>22}{'baseline':>22}{'remedis':>22}")
     for name, r in results["datasets"].items():
         cells = []
@@ -364,17 +410,8 @@ def print_table(results: dict[str, Any]) -> None:
             )
         print(f"{name:<11}{r['medmnist_resnet18_28_auc']:>9.3f}  " + "".join(f"{c:>22}" for c in cells))
     blocks = {**results["datasets"], **({"aptos": results["aptos"]} if results.get("aptos") else {})}
-    fractions = sorted({row["fraction"] for r in blocks.values() for row in r["sweep_summary"]})
-    print("\n== linear-probe sweep: test AUC, seed mean (3 seeds) ==")
-    head = f"{'dataset':<11}{'init':<20}" + "".join(f"{100 * f:>7.3g}%" for f in fractions) + "   label reduction"
-    print(head)
-    for name, r in blocks.items():
-        for init in dict.fromkeys(row["init"] for row in r["sweep_summary"]):
-            rows = {row["fraction"]: row for row in r["sweep_summary"] if row["init"] == init}
-            red = r["label_reduction"][init]
-            factor = f"{red['factor']:.3g}x ({_cell(red['low'], 1)}-{_cell(red['high'], 1)})" if red["reached"] else "-"
-            aucs = "".join(f"{_cell(rows[f]['auc_mean']):>8}" if f in rows else f"{'':>8}" for f in fractions)
-            print(f"{name:<11}{init:<20}{aucs}   {factor}")
+    _print_sweep(blocks, "finetune", "full fine-tuning sweep")
+    _print_sweep(blocks, "probe", "linear-probe sweep")
     if results.get("aptos"):
         print("\n== zero-shot on APTOS (RetinaMNIST classifiers, no APTOS labels) ==")
         for key, ev in {

@@ -62,6 +62,25 @@ def prepare_run_dir(output_dir: str | Path, seed: int | None = 0) -> Path:
     return run_dir
 
 
+def collate_items(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """``monai.data.list_data_collate`` for items whose optional keys differ.
+
+    Datalists built from real headers are ragged: one DICOM has ``InstitutionName`` (``site``), the next does not.
+    Keys every item has are collated as MONAI does; a key only some items have becomes a plain list with
+    ``None`` where it is missing, so a batch never fails on metadata the engines do not train on.
+    """
+    if not items or not isinstance(items[0], dict):
+        return list_data_collate(items)
+    common = set.intersection(*(set(item) for item in items))
+    ragged = {key for item in items for key in item} - common
+    if not ragged:
+        return list_data_collate(items)
+    batch = list_data_collate([{k: v for k, v in item.items() if k in common} for item in items])
+    for key in sorted(ragged, key=str):
+        batch[key] = [item.get(key) for item in items]
+    return batch
+
+
 def make_loader(
     dataset: Dataset, batch_size: int, shuffle: bool, num_workers: int = 0, drop_last: bool = False
 ) -> torch.utils.data.DataLoader:
@@ -77,7 +96,7 @@ def make_loader(
         shuffle=shuffle,
         num_workers=num_workers,
         drop_last=drop_last,
-        collate_fn=list_data_collate,
+        collate_fn=collate_items,
         worker_init_fn=worker_init_fn if num_workers > 0 else None,
         persistent_workers=num_workers > 0,
         pin_memory=torch.cuda.is_available(),

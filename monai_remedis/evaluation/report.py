@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from monai_remedis.engines.runtime import atomic_write_json
+from monai_remedis.evaluation.sweep import uninformative_target
 
 
 def write_csv(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
@@ -141,6 +142,7 @@ def format_console_table(
     paired: Sequence[Mapping[str, Any]] | None = None,
     metric: str = "auc",
     title: str = "",
+    baseline: str = "baseline",
 ) -> str:
     """Plain-text table of the sweep (seed mean, min-max), the paired differences and label-reduction factors."""
     pairs = {(r["init"], r["fraction"]): r for r in paired or []}
@@ -154,6 +156,9 @@ def format_console_table(
             f"{r['init']:<22}{100 * r['fraction']:>7.3g}%{r['n_seeds']:>6}{_fmt(r[f'{metric}_mean'], 4):>10}"
             f"{_fmt(r.get(f'{metric}_min'), 4):>8}{_fmt(r.get(f'{metric}_max'), 4):>8}{diff:>28}"
         )
+    warning = uninformative_target(reduction, baseline)
+    if warning:
+        lines.append(f"WARNING: {warning}")
     for init, r in _informative(reduction).items():
         if r.get("reached"):
             cell = f"reached at {100 * r['fraction']:.3g}% -> {r['factor']:.3g}x (95% CI {_fmt(r.get('low'), 1)}-"
@@ -180,6 +185,7 @@ def write_report(
     headline: Sequence[str] = (),
     class_names: Sequence[str] | None = None,
     sweep_description: str = "",
+    baseline: str = "baseline",
 ) -> Path:
     """Write ``report.md`` for a reader who decides, not one who trains: key findings first, then the tables.
 
@@ -237,6 +243,7 @@ def write_report(
             "Smallest label fraction at which an init matches the baseline's 100%-label metric (seed means); "
             "interval: bootstrap over seeds.",
             "",
+            *([f"**Warning**: {warning}", ""] if (warning := uninformative_target(reduction, baseline)) else []),
             "| init | target | fraction reached | factor (95% CI) |",
             "|---|---|---|---|",
         ]

@@ -20,12 +20,14 @@ from monai_remedis.evaluation.statistics import (
 )
 
 __all__ = [
+    "CHANCE_AUC_MARGIN",
     "RunKey",
     "headline_lines",
     "metric_table",
     "paired_comparisons",
     "subset_indices",
     "sweep_per_class",
+    "uninformative_target",
 ]
 
 RunKey = tuple[str, float, int]
@@ -140,6 +142,34 @@ def _pct(fraction: float) -> str:
     return f"{100 * fraction:.3g}%"
 
 
+CHANCE_AUC_MARGIN = 0.55
+"""A baseline whose 100%-label AUC is below this did not learn: label-reduction factors against it mean nothing."""
+
+
+def uninformative_target(reduction: Mapping[str, Mapping[str, Any]] | None, baseline: str) -> str | None:
+    """A warning when the label-reduction target (the baseline's 100%-label AUC) is at chance, else None.
+
+    Matching a baseline that learnt nothing is no evidence for an init; reports and the console say so instead of
+    quoting factors.
+
+    Example:
+        >>> uninformative_target({"baseline": {"target": 0.41}}, "baseline").startswith("The baseline init")
+        True
+        >>> uninformative_target({"baseline": {"target": 0.9}}, "baseline") is None
+        True
+    """
+    if not reduction:
+        return None
+    target = next(iter(reduction.values())).get("target")
+    if target is None or not np.isfinite(target) or target >= CHANCE_AUC_MARGIN:
+        return None
+    return (
+        f"The {baseline} init reaches only AUC {target:.3f} with 100% of the labels, at chance level (0.5): it did "
+        "not learn, so label-reduction factors against it mean nothing. Check that stage's logs (learning rate, "
+        "labels, a diverged pretraining)."
+    )
+
+
 def headline_lines(
     evaluations: Mapping[str, Mapping[str, Any]],
     reduction: Mapping[str, Mapping[str, Any]] | None,
@@ -166,7 +196,10 @@ def headline_lines(
         ci = ev.get("auc_ci")
         interval = f" (95% CI {ci['low']:.3f}-{ci['high']:.3f})" if ci and np.isfinite(ci.get("low", math.nan)) else ""
         lines.append(f"{name}: AUC {ev['metrics']['auc']:.3f}{interval} on {ev['metrics']['n_samples']} images.")
-    if reduction and all(len(r.get("fractions", [0, 1])) > 1 for r in reduction.values()):
+    warning = uninformative_target(reduction, baseline)
+    if warning:
+        lines.append(f"**Warning**: {warning}")
+    elif reduction and all(len(r.get("fractions", [0, 1])) > 1 for r in reduction.values()):
         target = next(iter(reduction.values()))["target"]
         labels = f" ({num_train} labelled images)" if num_train else ""
         via = f" with {mode}" if mode else ""

@@ -68,6 +68,7 @@ from monai_remedis.evaluation.sweep import (
     paired_comparisons,
     subset_indices,
     sweep_per_class,
+    uninformative_target,
 )
 from monai_remedis.models.classifier import Classifier
 from monai_remedis.stages.finetune import FinetuneStage
@@ -456,6 +457,9 @@ class EvaluateStage:
         summary = summarise_sweep(records, metrics=[m for m in RECORD_METRICS if any(m in r for r in records)])
         table = metric_table(records, inits, self.fractions, self.seeds)
         reduction = label_reduction_factor(self.fractions, table, baseline_init=self.baseline_init)
+        warning = uninformative_target(reduction, self.baseline_init)
+        if warning:
+            logger.warning("data-efficiency sweep: %s", warning)
         labels = np.array([int(d["label"]) for d in self.sweep_test_datalist])
         paired = (
             paired_comparisons(
@@ -562,13 +566,18 @@ class EvaluateStage:
             headline=headline,
             class_names=self.class_names,
             sweep_description=description,
+            baseline=self.baseline_init,
         )
         inputs = [self.classifier, *self.classifiers.values(), *self.sweep_inits.values()]
         atomic_write_json(provenance("evaluate", self._config(), inputs), out / "provenance.json")
         if sweep and self.console:
             print(
                 format_console_table(
-                    sweep["summary"], sweep["label_reduction"], sweep["paired"], title=f"{self.title} ({mode})"
+                    sweep["summary"],
+                    sweep["label_reduction"],
+                    sweep["paired"],
+                    title=f"{self.title} ({mode})",
+                    baseline=self.baseline_init,
                 ),
                 flush=True,
             )

@@ -32,6 +32,7 @@ from monai_remedis.engines.runtime import (
 )
 from monai_remedis.evaluation.cache import decode_once
 from monai_remedis.evaluation.guard import HELD_OUT_SPLITS
+from monai_remedis.evaluation.sweep import CHANCE_AUC_MARGIN
 from monai_remedis.models.classifier import Classifier
 from monai_remedis.optim import build_optimizer, warmup_cosine
 
@@ -185,4 +186,12 @@ def train_classifier(
         best["best_epoch"] = trainer.state.epoch
     if best["best_val_auc"] is not None:
         model.load_state_dict(torch.load(classifier_path, map_location="cpu", weights_only=True))
+        if best["best_val_auc"] < CHANCE_AUC_MARGIN and is_main_process():
+            logger.warning(
+                "%s: the model did not learn: best validation AUC %.3f after %d epochs (chance 0.5). A diverged run "
+                "(learning rate too high), too few steps or wrong labels are the usual causes.",
+                run_dir,
+                best["best_val_auc"],
+                trainer.state.epoch,
+            )
     return {"classifier": str(classifier_path), "epochs": trainer.state.epoch, **best}

@@ -25,6 +25,8 @@ BUNDLES = PROJECT_ROOT / "bundles"
 NO_SWEEP = {"sweep_inits": "${}"}
 TINY: dict[str, Any] = {
     "max_epochs": 1,
+    "pretrain_epochs": 1,  # stage 1 and SSL default to multiples of max_epochs
+    "ssl_epochs": 1,
     "epoch_length": 1,
     "batch_size": 8,
     "finetune_batch_size": 8,

@@ -102,7 +102,13 @@ def test_a_train_test_leak_in_the_json_datalist_is_refused_naming_both_entries(
 
 
 def test_ssl_runs_on_the_dicom_datalist_through_monai_bundle(dicom_datalist: Path, tmp_path: Path) -> None:
-    overrides = {"datalist_file": str(dicom_datalist), "ssl_init": "$None", "batch_size": 4, "image_size": [64, 64]}
+    overrides = {
+        "datalist_file": str(dicom_datalist),
+        "ssl_init": "$None",
+        "ssl_epochs": 1,
+        "batch_size": 4,
+        "image_size": [64, 64],
+    }
     result = run_python(monai_bundle_args("cxr", tmp_path, stage="ssl", overlays=("dicom.yaml",), **overrides))
     assert result.returncode == 0, result.stderr[-3000:]
     history = json.loads((tmp_path / "ssl" / "history.json").read_text())

@@ -141,3 +141,15 @@ def test_decoded_tail_runs_without_metadata_and_restores_tracking(data_dir: Path
     assert get_track_meta()  # restored after an error too
     again, same_tail = decode_once(decoded, tail)  # already decoded: nothing to do
     assert again[0]["image"] is decoded[0]["image"] and type(same_tail(again[0])["view_1"]) is torch.Tensor
+
+
+def test_a_baseline_at_chance_gives_a_warning_not_a_label_reduction_claim() -> None:
+    """The bundle once shipped a stage 1 that diverged: its baseline scored AUC 0.41 and REMEDIS '100x'."""
+    aucs = {"baseline": (0.36, 0.37, 0.41), "remedis": (0.49, 0.49, 0.56)}
+    table = {init: np.array([[a, a] for a in values]) for init, values in aucs.items()}
+    reduction = label_reduction_factor([0.01, 0.1, 1.0], table, "baseline", n_boot=20)
+    assert reduction["remedis"]["reached"]  # the arithmetic alone would claim a 100x reduction
+    text = "\n".join(headline_lines({}, reduction, [], "baseline"))
+    assert "**Warning**" in text and "did not learn" in text and "matches it" not in text
+    summary = [{"init": i, "fraction": 1.0, "n_seeds": 2, "auc_mean": v[-1]} for i, v in aucs.items()]
+    assert "WARNING" in format_console_table(summary, reduction)

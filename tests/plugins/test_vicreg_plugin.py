@@ -75,7 +75,7 @@ def test_bundle_runs_plugin_strategy_and_backbone_by_name(tmp_path: Path) -> Non
         "{'hidden_dim': 256, 'projection_dim': 256}",
         "--limit",
         "128",
-        "--max_epochs",
+        "--ssl_epochs",
         "1",
         "--batch_size",
         "32",

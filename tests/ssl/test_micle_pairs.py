@@ -86,7 +86,7 @@ def test_bundle_overlay_enables_micle_and_trains(tmp_path: Path) -> None:
             "output_dir": str(tmp_path),
             "ssl_init": None,
             "batch_size": 8,
-            "max_epochs": 1,
+            "ssl_epochs": 1,
             "ssl_optimizer": "adamw",
             "ssl_learning_rate": 1e-3,
             "log_every": 0,

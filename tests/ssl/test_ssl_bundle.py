@@ -64,7 +64,7 @@ QUICK_SETTINGS = {
     "ssl_init": None,
     "limit": QUICK_IMAGES,
     "batch_size": QUICK_BATCH,
-    "max_epochs": QUICK_EPOCHS,
+    "ssl_epochs": QUICK_EPOCHS,
     "crop_min_scale": 0.9,
     "histeq_prob": 0.0,
     "log_every": 0,
@@ -166,7 +166,9 @@ def stage1_backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if os.environ.get("REMEDIS_TEST_STAGE1"):
         return Path(os.environ["REMEDIS_TEST_STAGE1"])
     out = tmp_path_factory.mktemp("stage1")
-    args = _bundle_args(["bundles/cxr/configs/common.yaml", "bundles/cxr/configs/pretrain.yaml"], out, max_epochs=4)
+    args = _bundle_args(
+        ["bundles/cxr/configs/common.yaml", "bundles/cxr/configs/pretrain.yaml"], out, pretrain_epochs=4
+    )
     _run([sys.executable, "-m", "monai.bundle", *args, "--log_every", "0"], timeout=1800)
     return out / "pretrain" / "backbone.pt"
 
@@ -189,7 +191,7 @@ def test_strategy_runs_from_stage1_under_the_paper_policy(strategy: str, stage1_
         ssl_init=str(stage1_backbone),
         limit=128,
         batch_size=32,
-        max_epochs=3,
+        ssl_epochs=3,
     )
     _run([sys.executable, "-m", "monai.bundle", *args], timeout=900)
     history = _history(tmp_path / "ssl")
@@ -207,7 +209,7 @@ MOCO_SETTINGS = {
     "limit": 1024,
     "batch_size": MOCO_BATCH,
     "epoch_length": MOCO_STEPS_PER_EPOCH,
-    "max_epochs": MOCO_EPOCHS,
+    "ssl_epochs": MOCO_EPOCHS,
     "ssl_learning_rate": 3e-4,
     "ssl_warmup_epochs": 1,
     "crop_min_scale": 0.9,
@@ -264,7 +266,7 @@ def test_multi_gpu_overlay_runs_under_torchrun_on_cpu(tmp_path: Path) -> None:
         strategy_kwargs={"queue_size": 64},
         limit=64,
         batch_size=16,
-        max_epochs=1,
+        ssl_epochs=1,
         epoch_length=2,
         log_every=1,
     )
