@@ -96,7 +96,9 @@ def print_summary(parser: ConfigParser, results: dict[str, Any]) -> dict[str, An
             f"{row['auc_max']:>8.4f}"
         )
     for init, r in ev["label_reduction"].items():
-        print(f"label-reduction factor {init}: {r['status']} {r['factor']:.3g}x [{r['low']:.3g}, {r['high']:.3g}]")
+        found = r["status"] != "not_reached"
+        factor = f"{r['factor']:.3g}x [{r['low']:.3g}, {r['high']:.3g}]" if found else "not reached at any fraction"
+        print(f"label-reduction factor {init}: {factor}")
     return {
         "stage1_test_accuracy": pre["val_accuracy"],
         "ssl_history": ssl_history,
