@@ -94,3 +94,21 @@ def test_bundle_runs_plugin_strategy_and_backbone_by_name(tmp_path: Path) -> Non
     assert json.loads((run / "provenance.json").read_text())["config"]["strategy_name"] == "vicreg"
     state = torch.load(run / "backbone.pt", weights_only=True)
     ConvNet(in_channels=1).load_state_dict(state)  # the exported encoder is the plugin's backbone
+
+
+def test_plugin_listing_names_the_separate_distribution(tmp_path: Path) -> None:
+    """``python -m monai_remedis plugins`` shows the plugin's strategy and backbone, and where they came from."""
+    env = vicreg_env(tmp_path) | {"MONAI_REMEDIS_STRICT_PLUGINS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "monai_remedis", "plugins"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = {line.split()[0]: line for line in proc.stdout.splitlines() if line.startswith("  ")}
+    assert "[vicreg (remedis-vicreg 0.1.0)]" in lines["vicreg"]
+    assert "[vicreg (remedis-vicreg 0.1.0)]" in lines["vicreg_convnet"]
+    assert "[builtin]" in lines["simclr"] and "[builtin]" in lines["bit_resnet50x1"]
