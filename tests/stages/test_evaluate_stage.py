@@ -181,6 +181,7 @@ def test_finetune_sweep_saves_predictions_and_resumes(tmp_path: Path, breast, ch
     first = _stage(tmp_path, breast, checkpoints, **kwargs).run()
     run_dir = tmp_path / "sweep" / "baseline" / "f1_s0"
     assert (run_dir / "classifier.pt").is_file() and (run_dir / "predictions.npz").is_file()
+    assert not (run_dir / "checkpoints").exists()  # a finished run's resume state is not kept (disk)
     import monai_remedis.stages.evaluate as evaluate
 
     monkeypatch.setattr(evaluate, "FinetuneStage", None)  # would fail if a finished run were trained again
@@ -243,3 +244,24 @@ def test_copy_of_val_under_a_test_id_is_caught_even_when_the_ood_set_is_a_transf
     shutil.rmtree(tmp_path, ignore_errors=True)
     with pytest.raises(SelectionLeakError, match="shares its id"):
         _stage(tmp_path, breast, checkpoints, sweep_val_datalist=val).check_selection_data()
+
+
+def test_finished_sweep_run_keeps_its_checkpoints_when_asked(tmp_path: Path, breast, checkpoints) -> None:
+    _stage(
+        tmp_path,
+        breast,
+        checkpoints,
+        sweep_mode="finetune",
+        sweep_inits={"baseline": checkpoints["backbone"]},
+        sweep_train_datalist=breast["train"][:16],
+        sweep_val_datalist=breast["val"][:8],
+        sweep_test_datalist=breast["test"][:16],
+        sweep_train_transform=_transform(),
+        fractions=[1.0],
+        seeds=[0],
+        classifiers=None,
+        ood_sets=None,
+        finetune_options={"max_epochs": 1, "batch_size": 8, "log_every": 0},
+        keep_sweep_checkpoints=True,
+    ).run()
+    assert list((tmp_path / "sweep" / "baseline" / "f1_s0" / "checkpoints").glob("checkpoint_*.pt"))
