@@ -265,3 +265,32 @@ def test_finished_sweep_run_keeps_its_checkpoints_when_asked(tmp_path: Path, bre
         keep_sweep_checkpoints=True,
     ).run()
     assert list((tmp_path / "sweep" / "baseline" / "f1_s0" / "checkpoints").glob("checkpoint_*.pt"))
+
+
+def test_cxr_bundle_sweeps_several_ssl_strategies_and_scratch_by_linear_probe(tmp_path: Path, checkpoints) -> None:
+    """The REMEDIS-per-strategy comparison a user sets up from the command line, on real chest X-rays."""
+    parser = ConfigParser()
+    parser.read_config([str(BUNDLES / "cxr" / "configs" / f) for f in ("common.yaml", "evaluate.yaml")])
+    parser["limit"] = 48
+    parser["output_dir"] = str(tmp_path)
+    parser["sweep_mode"] = "linear_probe"
+    parser["sweep_fractions"] = [0.5, 1.0]
+    parser["sweep_seeds"] = [0, 1]
+    backbone = str(checkpoints["backbone"])
+    parser["sweep_inits"] = {
+        "remedis_simclr": backbone,
+        "remedis_byol": backbone,
+        "baseline": backbone,
+        "scratch": None,
+    }
+    stage = parser.get_parsed_content("evaluate")
+    assert stage.sweep_mode == "linear_probe"
+    sweep = stage.run_sweep()
+    inits = {r["init"] for r in sweep["records"]}
+    assert inits == {"remedis_simclr", "remedis_byol", "baseline", "scratch"}
+    assert len(sweep["records"]) == 4 * 2 * 2
+    assert {r["init"] for r in sweep["paired"]} == inits - {"baseline"}
+    assert set(sweep["label_reduction"]) == inits
+    # the same weights give the same features, so the same probe: the comparison is paired run by run
+    by = {(r["init"], r["fraction"], r["seed"]): r["auc"] for r in sweep["records"]}
+    assert all(by[("remedis_simclr", f, s)] == by[("baseline", f, s)] for f in (0.5, 1.0) for s in (0, 1))
