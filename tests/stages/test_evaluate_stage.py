@@ -164,8 +164,9 @@ def test_unknown_sweep_mode_is_refused(tmp_path: Path, breast, checkpoints) -> N
         _stage(tmp_path, breast, checkpoints, sweep_mode="knn")
 
 
-def test_finetune_sweep_saves_predictions_and_resumes(tmp_path: Path, breast, checkpoints, monkeypatch) -> None:
-    kwargs = {
+def _one_finetune_run(breast: dict, checkpoints: dict) -> dict:
+    """Stage options of a sweep with a single one-epoch full fine-tune (baseline, 100%, seed 0)."""
+    return {
         "sweep_mode": "finetune",
         "sweep_inits": {"baseline": checkpoints["backbone"]},
         "sweep_train_datalist": breast["train"][:16],
@@ -178,6 +179,10 @@ def test_finetune_sweep_saves_predictions_and_resumes(tmp_path: Path, breast, ch
         "ood_sets": None,
         "finetune_options": {"max_epochs": 1, "batch_size": 8, "log_every": 0},
     }
+
+
+def test_finetune_sweep_saves_predictions_and_resumes(tmp_path: Path, breast, checkpoints, monkeypatch) -> None:
+    kwargs = _one_finetune_run(breast, checkpoints)
     first = _stage(tmp_path, breast, checkpoints, **kwargs).run()
     run_dir = tmp_path / "sweep" / "baseline" / "f1_s0"
     assert (run_dir / "classifier.pt").is_file() and (run_dir / "predictions.npz").is_file()
@@ -247,23 +252,8 @@ def test_copy_of_val_under_a_test_id_is_caught_even_when_the_ood_set_is_a_transf
 
 
 def test_finished_sweep_run_keeps_its_checkpoints_when_asked(tmp_path: Path, breast, checkpoints) -> None:
-    _stage(
-        tmp_path,
-        breast,
-        checkpoints,
-        sweep_mode="finetune",
-        sweep_inits={"baseline": checkpoints["backbone"]},
-        sweep_train_datalist=breast["train"][:16],
-        sweep_val_datalist=breast["val"][:8],
-        sweep_test_datalist=breast["test"][:16],
-        sweep_train_transform=_transform(),
-        fractions=[1.0],
-        seeds=[0],
-        classifiers=None,
-        ood_sets=None,
-        finetune_options={"max_epochs": 1, "batch_size": 8, "log_every": 0},
-        keep_sweep_checkpoints=True,
-    ).run()
+    options = _one_finetune_run(breast, checkpoints)
+    _stage(tmp_path, breast, checkpoints, **options, keep_sweep_checkpoints=True).run()
     assert list((tmp_path / "sweep" / "baseline" / "f1_s0" / "checkpoints").glob("checkpoint_*.pt"))
 
 
