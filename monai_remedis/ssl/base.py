@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -38,6 +38,25 @@ class SSLStrategy(nn.Module):
     def encoder(self) -> nn.Module:
         """The network whose weights are transferred to fine-tuning."""
         return self.backbone
+
+    @classmethod
+    def data_transform(
+        cls, load_transform: Callable, view_transform: Callable, strategy_kwargs: Mapping[str, Any]
+    ) -> Callable | None:
+        """The SSL data pipeline this strategy needs, or None for the default one.
+
+        The default (None) is the bundle's ``ssl_transform``: ``load_transform`` then ``num_views`` independent
+        ``view_transform`` augmentations (:class:`monai_remedis.data.MultiViewd`). A strategy whose batches hold
+        something else (a restoration target, grid-matched crops with their patch correspondence) overrides this
+        and returns a dict transform built from the bundle's two transforms, so no bundle needs a per-strategy
+        overlay. It runs on raw datalist items; its deterministic head is decoded once like any other pipeline.
+
+        Args:
+            load_transform: the bundle's loading and intensity normalisation (``load_transform``).
+            view_transform: the bundle's augmentation of one view (``ssl_view_transform``).
+            strategy_kwargs: the options the strategy is built with (``strategy_kwargs``).
+        """
+        return None
 
     def views(self, batch: Mapping[str, Any]) -> list[torch.Tensor]:
         """Pick the views out of a collated batch (keys ``view_0`` ... ``view_{num_views-1}``)."""

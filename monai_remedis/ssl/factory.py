@@ -26,3 +26,18 @@ def create_strategy(name: str, backbone: nn.Module, **kwargs: Any) -> SSLStrateg
     if not isinstance(strategy, SSLStrategy):
         raise TypeError(f"strategy '{name}' returned {type(strategy).__name__}, not an SSLStrategy subclass.")
     return strategy
+
+
+def strategy_data_transform(
+    name: str, load_transform: Any, view_transform: Any, strategy_kwargs: dict[str, Any] | None = None
+) -> Any:
+    """The SSL data pipeline the strategy ``name`` asks for (its ``data_transform``), or None for the default.
+
+    Raises:
+        KeyError: listing the known strategies when ``name`` is unknown.
+    """
+    factory = get_registries()["strategy"].get(name).factory
+    custom = getattr(factory, "data_transform", None)
+    if custom is None:
+        return None
+    return custom(load_transform, view_transform, dict(strategy_kwargs or {}))

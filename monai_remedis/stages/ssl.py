@@ -26,7 +26,7 @@ from monai_remedis.engines.runtime import (
 from monai_remedis.engines.ssl_trainer import SSLTrainer
 from monai_remedis.evaluation.cache import decode_once
 from monai_remedis.optim import build_optimizer, scaled_lr, warmup_cosine
-from monai_remedis.ssl.factory import create_strategy
+from monai_remedis.ssl.factory import create_strategy, strategy_data_transform
 
 logger = logging.getLogger("monai_remedis")
 
@@ -67,6 +67,10 @@ class SSLStage:
         seed: random seed.
         log_every: log every this many iterations.
         progress_bar: show a progress bar.
+        load_transform: the bundle's loading transform; with ``view_transform``, lets a strategy that needs its
+            own pipeline (:meth:`~monai_remedis.ssl.base.SSLStrategy.data_transform`) build it in place of
+            ``transform``.
+        view_transform: the bundle's augmentation of one view.
         cache_decoded: decode each item once (the deterministic head of ``transform``) and run only the view
             augmentations per epoch, without MetaTensor tracking (:func:`~monai_remedis.evaluation.cache.decode_once`);
             turn off for data that does not fit in memory.
@@ -97,6 +101,8 @@ class SSLStage:
         log_every: int = 20,
         progress_bar: bool = False,
         cache_decoded: bool = True,
+        load_transform: Callable | None = None,
+        view_transform: Callable | None = None,
     ) -> None:
         if not datalist:
             raise ValueError("SSLStage: the datalist is empty; check 'dataset_dir' and the datalist config.")
@@ -123,6 +129,10 @@ class SSLStage:
         self.log_every = log_every
         self.progress_bar = progress_bar
         self.cache_decoded = cache_decoded
+        if load_transform is not None and view_transform is not None:
+            custom = strategy_data_transform(strategy, load_transform, view_transform, self.strategy_kwargs)
+            if custom is not None:
+                self.transform = custom
 
     def _data(self) -> tuple[list[dict[str, Any]], Callable]:
         """The items and the per-epoch transform (decoded once when ``cache_decoded``)."""
