@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from monai.bundle import ConfigParser
 
-from monai_remedis.data.paths import PROJECT_ROOT
+from monai_remedis.configs import bundle_parser
 from monai_remedis.evaluation.cache import decode_once
 
 MODES = ("full", "decoded+tracked", "decoded")
@@ -47,8 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _bundle(name: str, image_size: int | None) -> ConfigParser:
-    parser = ConfigParser()
-    parser.read_config(str(PROJECT_ROOT / "bundles" / name / "configs" / "common.yaml"))
+    parser = bundle_parser(name)
     if image_size:
         parser["image_size"] = [image_size, image_size]
     return parser

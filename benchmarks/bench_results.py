@@ -39,11 +39,22 @@ import torch
 from monai.bundle import ConfigParser
 
 from monai_remedis.backbones import create_backbone
+from monai_remedis.configs import bundle_parser
 from monai_remedis.data.aptos import aptos_datalist, aptos_splits
 from monai_remedis.data.builders import npz_splits, prepare_splits
 from monai_remedis.data.datalists import natural_image_npz_datalist
 from monai_remedis.data.paths import PROJECT_ROOT, data_path
-from monai_remedis.stages import EvaluateStage, PretrainStage, SSLStage
+from monai_remedis.stages import (
+    EvaluateStage,
+    ModelSpec,
+    OptimConfig,
+    PretrainStage,
+    ReportConfig,
+    RuntimeConfig,
+    SSLStage,
+    SweepConfig,
+    SweepData,
+)
 
 BUNDLES = PROJECT_ROOT / "bundles"
 FRACTIONS = (0.01, 0.02, 0.05, 0.1, 0.2, 1 / 3, 0.5, 1.0)
@@ -115,9 +126,7 @@ def _threads(requested: int | None) -> int:
 
 
 def _bundle(name: str) -> ConfigParser:
-    parser = ConfigParser()
-    parser.read_config(str(BUNDLES / name / "configs" / "common.yaml"))
-    return parser
+    return bundle_parser(name)
 
 
 def _splits(spec: dict[str, Any], limit: int | None) -> dict[str, list[dict[str, Any]]]:
@@ -130,8 +139,7 @@ def _splits(spec: dict[str, Any], limit: int | None) -> dict[str, list[dict[str,
 def stage1(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
     """Supervised CIFAR-10-subset pretraining, shared by every dataset; adds its CIFAR test accuracy."""
     out = run_dir / "pretrain"
-    parser = ConfigParser()
-    parser.read_config([str(BUNDLES / "cxr" / "configs" / f) for f in ("common.yaml", "pretrain.yaml")])
+    parser = bundle_parser("cxr", "pretrain")
     npz = data_path("cifar10_subset", "cifar10_subset.npz")
     if (out / "backbone.pt").is_file() and not args.fresh:
         result: dict[str, Any] = json.loads((out / "metrics.json").read_text())
@@ -141,16 +149,12 @@ def stage1(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
             out,
             natural_image_npz_datalist(npz, "train", limit=args.limit),
             parser.get_parsed_content("natural_train_transform"),
-            num_classes=10,
             val_datalist=natural_image_npz_datalist(npz, "test", limit=args.limit),
             val_transform=parser.get_parsed_content("natural_load_transform"),
-            max_epochs=args.pretrain_epochs,
-            batch_size=128,
-            optimizer="adamw",  # SGD 0.1 diverged in the first epochs of a short CPU run (loss above ln 10)
-            learning_rate=2e-3,
-            weight_decay=0.05,
-            log_every=0,
-            val_evaluations=5,
+            num_classes=10,
+            # AdamW: SGD 0.1 diverged in the first epochs of a short CPU run (loss above ln 10)
+            optim=OptimConfig(args.pretrain_epochs, 128, "adamw", 2e-3, weight_decay=0.05),
+            runtime=RuntimeConfig(log_every=0, val_evaluations=5),
         ).run()
     result["cifar_test_accuracy"] = result["val_accuracy"]  # selected on that test set: an optimistic estimate
     return result
@@ -167,14 +171,15 @@ def stage2(args: argparse.Namespace, cfg: ConfigParser, spec: dict[str, Any], tr
         out,
         strategy="simclr",
         init_weights=init,
-        max_epochs=args.ssl_epochs or spec["ssl_epochs"],
-        batch_size=min(128, len(train)),
-        optimizer="adamw",
-        learning_rate=1e-3,
-        lr_scale_batch=False,
-        weight_decay=1e-6,
-        warmup_epochs=1,
-        log_every=0,
+        optim=OptimConfig(
+            args.ssl_epochs or spec["ssl_epochs"],
+            min(128, len(train)),
+            "adamw",
+            1e-3,
+            weight_decay=1e-6,
+            warmup_epochs=1,
+        ),
+        runtime=RuntimeConfig(log_every=0),
     ).run()
     return result["backbone"]
 
@@ -192,47 +197,57 @@ def _common(args: argparse.Namespace, cfg: ConfigParser, spec: dict[str, Any], n
     }
 
 
-def finetune_options(args: argparse.Namespace, epochs: int) -> dict[str, Any]:
+def finetune_options(args: argparse.Namespace, epochs: int) -> OptimConfig:
     """One recipe for every init and fraction: AdamW, cosine, ``epochs`` at 100% and at least ``--min-steps``."""
-    return {
-        "max_epochs": args.finetune_epochs or epochs,
-        "min_steps": args.min_steps,
-        "batch_size": 64,
-        "optimizer": "adamw",
-        "learning_rate": args.learning_rate,
-        "weight_decay": 0.05,
-        "warmup_epochs": 0.5,
-        "log_every": 0,
-        "val_evaluations": 10,
-    }
+    return OptimConfig(
+        max_epochs=args.finetune_epochs or epochs,
+        batch_size=64,
+        optimizer="adamw",
+        learning_rate=args.learning_rate,
+        weight_decay=0.05,
+        warmup_epochs=0.5,
+        min_steps=args.min_steps,
+    )
+
+
+def _evaluate_stage(common: dict[str, Any], out: Path, sweep: dict[str, Any], **kwargs: Any) -> EvaluateStage:
+    """The stage from this script's flat options (``common``: model, transforms, report; ``kwargs``: the data)."""
+    options = {**common, **kwargs}
+    return EvaluateStage(
+        model=ModelSpec(options["backbone"], options["in_channels"], options["num_classes"]),
+        output_dir=out,
+        test_transform=options["test_transform"],
+        classifiers=options.get("classifiers"),
+        test_datalist=options.get("test_datalist"),
+        ood_sets=options.get("ood_sets"),
+        sweep=SweepConfig(inits=options["sweep_inits"], baseline_init="baseline", **sweep),
+        sweep_data=SweepData(
+            options["sweep_train_datalist"],
+            options["sweep_val_datalist"],
+            options.get("sweep_test_datalist"),
+            options["sweep_train_transform"],
+        ),
+        report=ReportConfig(n_boot=options["n_boot"], class_names=options["class_names"]),
+        runtime=RuntimeConfig(device=options["device"]),
+    )
 
 
 def finetune_sweep(args: argparse.Namespace, common: dict[str, Any], out: Path, epochs: int, **kwargs: Any) -> dict:
     """The data-efficiency sweep by full fine-tuning; ``classifiers`` (if given) are scored on test and OOD sets."""
-    return EvaluateStage(
-        output_dir=out,
-        sweep_mode="finetune",
-        fractions=args.finetune_fractions,
-        seeds=args.seeds,
-        baseline_init="baseline",
-        finetune_options=finetune_options(args, epochs),
-        workers=args.workers,
-        **common,
-        **kwargs,
-    ).run()
+    sweep = {
+        "mode": "finetune",
+        "fractions": args.finetune_fractions,
+        "seeds": args.seeds,
+        "optim": finetune_options(args, epochs),
+        "workers": args.workers,
+    }
+    return _evaluate_stage(common, out, sweep, **kwargs).run()
 
 
 def probe_sweep(args: argparse.Namespace, common: dict[str, Any], out: Path, **kwargs: Any) -> dict:
     """The data-efficiency sweep with the linear-probe fast path."""
-    return EvaluateStage(
-        output_dir=out,
-        sweep_mode="linear_probe",
-        fractions=args.fractions,
-        seeds=args.seeds,
-        baseline_init="baseline",
-        **common,
-        **kwargs,
-    ).run()
+    sweep = {"mode": "linear_probe", "fractions": args.fractions, "seeds": args.seeds}
+    return _evaluate_stage(common, out, sweep, **kwargs).run()
 
 
 def _sweep_block(ev: dict[str, Any]) -> dict[str, Any]:

@@ -1,10 +1,12 @@
-"""Command line: ``python -m monai_remedis {plugins,run,datalist}``.
+"""Command line: ``python -m monai_remedis {plugins,run,configs,datalist}``.
 
-``run`` is a thin shortcut over ``python -m monai.bundle run`` that assembles a bundle's config files
-(``common.yaml`` + the stage configs) and its ``metadata.json``/``logging.conf``::
+``run`` is a thin shortcut over ``python -m monai.bundle run`` that assembles a bundle's config list (the shared
+``base.yaml``, the bundle's ``common.yaml``, the stage files) and its ``metadata.json``/``logging.conf``; the
+bundles and the shared layer ship inside the package. ``configs`` prints that list for ``monai.bundle run``::
 
     python -m monai_remedis run cxr                    # the whole chain (pipeline)
     python -m monai_remedis run cxr ssl --max_epochs 5 # one stage, with overrides
+    python -m monai.bundle run --config_file "$(python -m monai_remedis configs cxr ssl)"   # the same files
 
 ``datalist`` builds a decathlon-style JSON (training/validation/test) from a folder, CSV, DICOM folder or ``.npz``,
 splitting by patient when patient ids exist and refusing images that land in two splits::
@@ -21,42 +23,28 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from monai_remedis.data.paths import PROJECT_ROOT
+from monai_remedis.configs import (
+    STAGES,
+    bundle_config_files,
+    bundle_dir,
+    bundle_logging_file,
+    bundles_root,
+    known_bundles,
+    shared_configs,
+)
 
-STAGES = ("pretrain", "ssl", "finetune", "evaluate")
+__all__ = [
+    "STAGES",
+    "bundle_config_files",
+    "bundle_dir",
+    "bundle_logging_file",
+    "bundles_root",
+    "known_bundles",
+    "main",
+    "shared_configs",
+]
+
 PLURALS = {"backbone": "backbones", "strategy": "strategies"}
-
-
-def bundle_dir(name_or_path: str) -> Path:
-    """Resolve a bundle given by name (``cxr`` -> ``<project>/bundles/cxr``) or by path.
-
-    Raises:
-        FileNotFoundError: listing the bundles shipped with the project.
-    """
-    candidate = Path(name_or_path)
-    for path in (candidate, PROJECT_ROOT / "bundles" / name_or_path):
-        if (path / "configs" / "common.yaml").is_file():
-            return path
-    known = sorted(p.name for p in (PROJECT_ROOT / "bundles").glob("*") if (p / "configs" / "common.yaml").is_file())
-    raise FileNotFoundError(
-        f"no bundle '{name_or_path}' (a folder with configs/common.yaml). Known: {', '.join(known)}."
-    )
-
-
-def bundle_config_files(bundle: Path, stage: str = "pipeline", extra: list[str] | None = None) -> list[str]:
-    """Config files of ``stage`` (``pipeline`` = every stage, then ``pipeline.yaml``), plus overlay files."""
-    configs = bundle / "configs"
-    if stage == "pipeline":
-        names = ["common.yaml", *(f"{s}.yaml" for s in STAGES), "pipeline.yaml"]
-    elif stage in STAGES:
-        names = ["common.yaml", f"{stage}.yaml"]
-    else:
-        raise ValueError(f"unknown stage '{stage}'; choose from pipeline, {', '.join(STAGES)}.")
-    files = [configs / n for n in names] + [Path(e) if Path(e).is_file() else configs / e for e in extra or []]
-    missing = [str(f) for f in files if not f.is_file()]
-    if missing:
-        raise FileNotFoundError(f"bundle {bundle} lacks config files: {', '.join(missing)}.")
-    return [str(f) for f in files]
 
 
 def _parse_overrides(tokens: list[str]) -> dict[str, Any]:
@@ -83,14 +71,19 @@ def cmd_run(args: argparse.Namespace, rest: list[str]) -> int:
     from monai.bundle import run
 
     bundle = bundle_dir(args.bundle)
-    files = bundle_config_files(bundle, args.stage, args.overlay)
-    logging_file = bundle / "configs" / "logging.conf"
     run(
-        config_file=files,
+        config_file=bundle_config_files(bundle, args.stage, args.overlay),
         meta_file=str(bundle / "configs" / "metadata.json"),
-        logging_file=str(logging_file) if logging_file.is_file() else None,
+        logging_file=str(bundle_logging_file(bundle)),
         **_parse_overrides(rest),
     )
+    return 0
+
+
+def cmd_configs(args: argparse.Namespace, rest: list[str]) -> int:
+    """Print a bundle stage's config list (what ``run`` passes), for
+    ``python -m monai.bundle run --config_file "$(monai-remedis configs cxr ssl)"``."""
+    print(bundle_config_files(bundle_dir(args.bundle), args.stage, args.overlay))
     return 0
 
 
@@ -217,14 +210,19 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("plugins", help="list registered backbones and SSL strategies and where they come from")
     run_p = sub.add_parser("run", help="run a bundle stage (or the whole pipeline); extra --key value pairs override")
-    run_p.add_argument("bundle", help="bundle name under bundles/ (cxr, ...) or path")
-    run_p.add_argument("stage", nargs="?", default="pipeline", choices=("pipeline", *STAGES))
-    run_p.add_argument("--overlay", action="append", help="extra config file (e.g. multi_gpu.yaml)")
+    cfg_p = sub.add_parser(
+        "configs", help="print the config list of a bundle stage (for python -m monai.bundle run --config_file)"
+    )
+    for p in (run_p, cfg_p):
+        p.add_argument("bundle", help="bundle name (cxr, ...; see the package's bundles) or path")
+        p.add_argument("stage", nargs="?", default="pipeline", choices=("pipeline", *STAGES))
+        p.add_argument("--overlay", action="append", help="extra config file (e.g. multi_gpu.yaml)")
     _datalist_parser(sub)
     args, rest = parser.parse_known_args(argv)
-    if args.command in ("plugins", "datalist") and rest:
+    if args.command in ("plugins", "datalist", "configs") and rest:
         parser.error(f"unexpected arguments: {' '.join(rest)}")
-    return {"plugins": cmd_plugins, "run": cmd_run, "datalist": cmd_datalist}[args.command](args, rest)
+    commands = {"plugins": cmd_plugins, "run": cmd_run, "configs": cmd_configs, "datalist": cmd_datalist}
+    return commands[args.command](args, rest)
 
 
 if __name__ == "__main__":  # pragma: no cover

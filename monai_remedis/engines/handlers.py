@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver, ProgressBar
+from ignite.metrics import Average
 from monai.handlers import CheckpointLoader, LrScheduleHandler, StatsHandler
 
 from monai_remedis.engines.runtime import atomic_write_json, is_main_process
@@ -40,37 +43,45 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
 
 
 class HistoryRecorder:
-    """Average every scalar of ``engine.state.output`` over each epoch and write ``history.json`` atomically.
+    """Per-epoch averages of every scalar of ``engine.state.output`` (Ignite ``Average``), written to
+    ``history.json`` atomically, together with the engine's scalar metrics (e.g. ``val_auc``).
+
+    On resume the earlier history is read back and, once the checkpoint has restored the engine, cut to the
+    epochs that checkpoint covers (the later ones are trained again).
 
     Args:
         path: output JSON file (rank 0 writes it).
-        initial: history loaded from an earlier, interrupted run, continued on resume.
+        resume: continue the history in ``path`` when it exists.
     """
 
-    def __init__(self, path: str | Path, initial: dict[str, list[float]] | None = None) -> None:
+    def __init__(self, path: str | Path, resume: bool = False) -> None:
         self.path = Path(path)
-        self.history: dict[str, list[float]] = defaultdict(list, initial or {})
-        self._sums: dict[str, float] = defaultdict(float)
-        self._count = 0
+        initial = json.loads(self.path.read_text()) if resume and self.path.is_file() else {}
+        self.history: dict[str, list[float]] = defaultdict(list, initial)
+        self._averages: dict[str, Average] = {}
 
     def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._accumulate)
+        """Attach after any checkpoint loader, so that ``STARTED`` sees the restored epoch."""
+        engine.add_event_handler(Events.STARTED, self._trim)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._update)
         engine.add_event_handler(Events.EPOCH_COMPLETED, self._close_epoch)
 
-    def _accumulate(self, engine: Engine) -> None:
+    def _trim(self, engine: Engine) -> None:
+        keep = sum(1 for e in self.history.get("epoch", []) if e <= engine.state.epoch)
+        for key in list(self.history):
+            self.history[key] = self.history[key][:keep]
+
+    def _update(self, engine: Engine) -> None:
         for key, value in scalar_output(engine.state.output).items():
-            self._sums[key] += value
-        self._count += 1
+            self._averages.setdefault(key, Average(device="cpu")).update(torch.tensor(value, dtype=torch.float64))
 
     def _close_epoch(self, engine: Engine) -> None:
-        if self._count:
-            for k, total in self._sums.items():
-                self.history[k].append(total / self._count)
+        for key, average in self._averages.items():
+            self.history[key].append(float(average.compute()))
+            average.reset()
         for k, value in scalar_output(engine.state.metrics).items():  # e.g. val_auc set by validation
             self.history[k].append(value)
         self.history["epoch"].append(engine.state.epoch)
-        self._sums.clear()
-        self._count = 0
         if is_main_process():
             atomic_write_json(dict(self.history), self.path)
 
@@ -107,8 +118,6 @@ def attach_training_handlers(
     """
     if lr_scheduler is not None:
         LrScheduleHandler(lr_scheduler, print_lr=False, epoch_level=False).attach(engine)
-    if history is not None:
-        history.attach(engine)
     saver = Checkpoint(
         to_save,
         DiskSaver(str(run_dir / CHECKPOINT_DIR), require_empty=False, atomic=True),
@@ -121,6 +130,8 @@ def attach_training_handlers(
     if resumed is not None:
         logger.info("resuming from %s", resumed)
         CheckpointLoader(load_path=str(resumed), load_dict=to_save, map_location="cpu").attach(engine)
+    if history is not None:
+        history.attach(engine)
     if not is_main_process():  # under DDP only rank 0 reports progress; other ranks keep warnings and errors
         engine.logger.setLevel(logging.WARNING)
         return resumed

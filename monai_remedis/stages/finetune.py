@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,8 @@ from monai_remedis.backbones.weights import load_backbone_weights
 from monai_remedis.data.fractions import label_fraction
 from monai_remedis.engines.runtime import atomic_write_json, is_main_process, prepare_run_dir, provenance
 from monai_remedis.models.classifier import Classifier
-from monai_remedis.stages.supervised import TrainConfig, train_classifier
+from monai_remedis.stages.config import OptimConfig, RuntimeConfig, as_dict
+from monai_remedis.stages.supervised import train_classifier
 
 logger = logging.getLogger("monai_remedis")
 
@@ -34,9 +35,8 @@ class FinetuneStage:
         fraction_seed: seed of the label subset.
         linear_probe: freeze the backbone and train the linear head only.
         dropout: dropout before the head.
-        seed: training seed.
-        train_options: :class:`~monai_remedis.stages.supervised.TrainConfig` fields (max_epochs, batch_size, ...).
-        overrides: TrainConfig fields given directly; they win over ``train_options``.
+        optim: optimisation of the run.
+        runtime: device, precision, seed (of training), resume and logging.
     """
 
     def __init__(
@@ -53,9 +53,8 @@ class FinetuneStage:
         fraction_seed: int = 0,
         linear_probe: bool = False,
         dropout: float = 0.0,
-        seed: int = 0,
-        train_options: Mapping[str, Any] | None = None,
-        **overrides: Any,
+        optim: OptimConfig | None = None,
+        runtime: RuntimeConfig | None = None,
     ) -> None:
         self.backbone = backbone
         self.num_classes = num_classes
@@ -69,8 +68,8 @@ class FinetuneStage:
         self.fraction_seed = fraction_seed
         self.linear_probe = linear_probe
         self.dropout = dropout
-        self.seed = seed
-        self.cfg = TrainConfig(**{**(train_options or {}), **overrides})
+        self.optim = optim or OptimConfig()
+        self.runtime = runtime or RuntimeConfig()
 
     def build_model(self) -> Classifier:
         """The classifier with the transferred backbone weights loaded."""
@@ -80,7 +79,7 @@ class FinetuneStage:
 
     def run(self) -> dict[str, Any]:
         """Fine-tune; returns artefact paths, the number of labels used and the best validation AUC."""
-        run_dir = prepare_run_dir(self.output_dir, self.seed)
+        run_dir = prepare_run_dir(self.output_dir, self.runtime.seed)
         subset = label_fraction(self.train_datalist, self.label_fraction, self.fraction_seed)
         model = self.build_model()
         logger.info(
@@ -93,7 +92,14 @@ class FinetuneStage:
             self.init_weights or "scratch",
         )
         result = train_classifier(
-            model, subset, self.train_transform, self.val_datalist, self.val_transform, run_dir, self.cfg
+            model,
+            subset,
+            self.train_transform,
+            self.val_datalist,
+            self.val_transform,
+            run_dir,
+            self.optim,
+            self.runtime,
         )
         result.update(
             run_dir=str(run_dir),
@@ -109,8 +115,8 @@ class FinetuneStage:
                 "label_fraction": self.label_fraction,
                 "fraction_seed": self.fraction_seed,
                 "linear_probe": self.linear_probe,
-                "seed": self.seed,
-                **vars(self.cfg),
+                "optim": as_dict(self.optim),
+                "runtime": as_dict(self.runtime),
             }
             atomic_write_json(provenance("finetune", config, [self.init_weights]), run_dir / "provenance.json")
         return result

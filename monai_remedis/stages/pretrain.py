@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,8 @@ from monai_remedis.engines.runtime import (
 from monai_remedis.evaluation.predict import predict
 from monai_remedis.evaluation.statistics import classification_metrics
 from monai_remedis.models.classifier import Classifier
-from monai_remedis.stages.supervised import TrainConfig, train_classifier
+from monai_remedis.stages.config import OptimConfig, RuntimeConfig, as_dict
+from monai_remedis.stages.supervised import train_classifier
 
 logger = logging.getLogger("monai_remedis")
 
@@ -38,13 +39,12 @@ class PretrainStage:
         output_dir: run directory (``backbone.pt``, ``classifier.pt``, ``metrics.json``, ``provenance.json``).
         train_datalist: labelled natural images (ignored when ``weights`` is given).
         train_transform: training transform (ignored when ``weights`` is given).
-        num_classes: classes of the pretraining task.
         val_datalist: optional validation set for model selection and reported accuracy.
         val_transform: validation transform.
+        num_classes: classes of the pretraining task.
         weights: published weights to import instead of training.
-        seed: random seed.
-        train_options: :class:`~monai_remedis.stages.supervised.TrainConfig` fields (max_epochs, batch_size, ...).
-        overrides: TrainConfig fields given directly; they win over ``train_options``.
+        optim: optimisation of the supervised run.
+        runtime: device, precision, seed, resume and logging.
     """
 
     def __init__(
@@ -53,13 +53,12 @@ class PretrainStage:
         output_dir: str | Path,
         train_datalist: Sequence[dict[str, Any]] | None = None,
         train_transform: Callable | None = None,
-        num_classes: int = 10,
         val_datalist: Sequence[dict[str, Any]] | None = None,
         val_transform: Callable | None = None,
+        num_classes: int = 10,
         weights: str | Path | None = None,
-        seed: int = 0,
-        train_options: Mapping[str, Any] | None = None,
-        **overrides: Any,
+        optim: OptimConfig | None = None,
+        runtime: RuntimeConfig | None = None,
     ) -> None:
         if weights is None and not train_datalist:
             raise ValueError("PretrainStage needs either 'weights' (published checkpoint) or a 'train_datalist'.")
@@ -67,12 +66,12 @@ class PretrainStage:
         self.output_dir = Path(output_dir)
         self.train_datalist = train_datalist
         self.train_transform = train_transform
-        self.num_classes = num_classes
         self.val_datalist = val_datalist
         self.val_transform = val_transform
+        self.num_classes = num_classes
         self.weights = weights
-        self.seed = seed
-        self.cfg = TrainConfig(**{**(train_options or {}), **overrides})
+        self.optim = optim or OptimConfig()
+        self.runtime = runtime or RuntimeConfig()
 
     def run(self) -> dict[str, Any]:
         """Import or train, then export ``backbone.pt``; returns artefact paths and metrics.
@@ -80,7 +79,7 @@ class PretrainStage:
         ``metrics.json`` holds the best validation AUC and, with a validation set, ``val_accuracy`` of the exported
         model.
         """
-        run_dir = prepare_run_dir(self.output_dir, self.seed)
+        run_dir = prepare_run_dir(self.output_dir, self.runtime.seed)
         result: dict[str, Any] = {"run_dir": str(run_dir)}
         if self.weights:
             load_backbone_weights(self.backbone, self.weights)
@@ -95,12 +94,13 @@ class PretrainStage:
                     self.val_datalist,
                     self.val_transform,
                     run_dir,
-                    self.cfg,
+                    self.optim,
+                    self.runtime,
                 )
             )
             if self.val_datalist and is_main_process():  # the selected model's accuracy: the number users quote
                 probs, labels = predict(
-                    model.eval(), self.val_datalist, self.val_transform, device=resolve_device(self.cfg.device)
+                    model.eval(), self.val_datalist, self.val_transform, device=resolve_device(self.runtime.device)
                 )
                 result["val_accuracy"] = float(classification_metrics(probs, labels)["accuracy"])
                 logger.info("stage 1: validation accuracy %.4f (%d images)", result["val_accuracy"], len(labels))
@@ -109,6 +109,11 @@ class PretrainStage:
         if is_main_process():
             atomic_torch_save(self.backbone.state_dict(), backbone_path)
             atomic_write_json(result, run_dir / "metrics.json")
-            config = {"num_classes": self.num_classes, "weights": self.weights, "seed": self.seed, **vars(self.cfg)}
+            config = {
+                "num_classes": self.num_classes,
+                "weights": self.weights,
+                "optim": as_dict(self.optim),
+                "runtime": as_dict(self.runtime),
+            }
             atomic_write_json(provenance("pretrain", config, [self.weights]), run_dir / "provenance.json")
         return result

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,6 +26,7 @@ from monai_remedis.engines.ssl_trainer import SSLTrainer
 from monai_remedis.evaluation.cache import decode_once
 from monai_remedis.optim import build_optimizer, scaled_lr, warmup_cosine
 from monai_remedis.ssl.factory import create_strategy, strategy_data_transform
+from monai_remedis.stages.config import OptimConfig, RuntimeConfig, as_dict, ssl_optim_defaults
 
 logger = logging.getLogger("monai_remedis")
 
@@ -52,28 +52,14 @@ class SSLStage:
         strategy: registered strategy name (``simclr``, ...).
         strategy_kwargs: passed to the strategy (temperature, projection_dim, ...).
         init_weights: stage-1 checkpoint (or published weights) loaded into the backbone first.
-        max_epochs: epochs.
-        batch_size: global batch size (split across ranks).
-        optimizer: ``lars`` (REMEDIS), ``sgd`` or ``adamw``.
-        learning_rate: base LR; scaled by ``batch_size/256`` when ``lr_scale_batch``.
-        lr_scale_batch: apply SimCLR's linear LR scaling.
-        weight_decay: weight decay (REMEDIS: 1e-6).
-        warmup_epochs: linear warmup epochs before cosine decay.
-        num_workers: data loader workers.
-        device: ``auto`` (GPU of this rank if any) or a device string.
-        amp: bf16 autocast.
-        epoch_length: iterations per epoch (default: one pass over the data).
-        resume: continue from the latest checkpoint in ``output_dir``.
-        seed: random seed.
-        log_every: log every this many iterations.
-        progress_bar: show a progress bar.
+        optim: optimisation (default :func:`~monai_remedis.stages.config.ssl_optim_defaults`: LARS, 0.3 x
+            batch/256); ``min_steps`` and ``label_smoothing`` do not apply.
+        runtime: device, precision, workers, seed, resume, logging and ``cache_decoded`` (decode each item once
+            and run only the view augmentations per epoch; turn off for data that does not fit in memory).
         load_transform: the bundle's loading transform; with ``view_transform``, lets a strategy that needs its
             own pipeline (:meth:`~monai_remedis.ssl.base.SSLStrategy.data_transform`) build it in place of
             ``transform``.
         view_transform: the bundle's augmentation of one view.
-        cache_decoded: decode each item once (the deterministic head of ``transform``) and run only the view
-            augmentations per epoch, without MetaTensor tracking (:func:`~monai_remedis.evaluation.cache.decode_once`);
-            turn off for data that does not fit in memory.
     """
 
     def __init__(
@@ -85,22 +71,8 @@ class SSLStage:
         strategy: str = "simclr",
         strategy_kwargs: dict[str, Any] | None = None,
         init_weights: str | Path | None = None,
-        max_epochs: int = 10,
-        batch_size: int = 256,
-        optimizer: str = "lars",
-        learning_rate: float = 0.3,
-        lr_scale_batch: bool = True,
-        weight_decay: float = 1e-6,
-        warmup_epochs: float = 1.0,
-        num_workers: int = 0,
-        device: str = "auto",
-        amp: bool = False,
-        epoch_length: int | None = None,
-        resume: bool = False,
-        seed: int = 0,
-        log_every: int = 20,
-        progress_bar: bool = False,
-        cache_decoded: bool = True,
+        optim: OptimConfig | None = None,
+        runtime: RuntimeConfig | None = None,
         load_transform: Callable | None = None,
         view_transform: Callable | None = None,
     ) -> None:
@@ -113,100 +85,77 @@ class SSLStage:
         self.strategy_name = strategy
         self.strategy_kwargs = dict(strategy_kwargs or {})
         self.init_weights = init_weights
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.optimizer_name = optimizer
-        self.learning_rate = learning_rate
-        self.lr_scale_batch = lr_scale_batch
-        self.weight_decay = weight_decay
-        self.warmup_epochs = warmup_epochs
-        self.num_workers = num_workers
-        self.device = device
-        self.amp = amp
-        self.epoch_length = epoch_length
-        self.resume = resume
-        self.seed = seed
-        self.log_every = log_every
-        self.progress_bar = progress_bar
-        self.cache_decoded = cache_decoded
+        self.optim = optim or ssl_optim_defaults()
+        self.runtime = runtime or RuntimeConfig()
         if load_transform is not None and view_transform is not None:
             custom = strategy_data_transform(strategy, load_transform, view_transform, self.strategy_kwargs)
             if custom is not None:
                 self.transform = custom
 
     def _data(self) -> tuple[list[dict[str, Any]], Callable]:
-        """The items and the per-epoch transform (decoded once when ``cache_decoded``)."""
-        if self.cache_decoded:
+        """The items and the per-epoch transform (decoded once when ``runtime.cache_decoded``)."""
+        if self.runtime.cache_decoded:
             return decode_once(self.datalist, self.transform)
         return self.datalist, self.transform
 
     def _config(self) -> dict[str, Any]:
-        keys = (
-            "strategy_name",
-            "strategy_kwargs",
-            "init_weights",
-            "max_epochs",
-            "batch_size",
-            "optimizer_name",
-            "learning_rate",
-            "lr_scale_batch",
-            "weight_decay",
-            "warmup_epochs",
-            "amp",
-            "epoch_length",
-            "seed",
-        )
-        return {k: getattr(self, k) for k in keys} | {"num_items": len(self.datalist)}
+        return {
+            "strategy_name": self.strategy_name,
+            "strategy_kwargs": self.strategy_kwargs,
+            "init_weights": self.init_weights,
+            "optim": as_dict(self.optim),
+            "runtime": as_dict(self.runtime),
+            "num_items": len(self.datalist),
+        }
 
     def run(self) -> dict[str, str]:
         """Train and export; returns paths of the artefacts (``backbone``, ``history``, ``run_dir``)."""
-        device = resolve_device(self.device)  # first: under torchrun this initialises the process group
-        run_dir = prepare_run_dir(self.output_dir, self.seed)
+        optim, runtime = self.optim, self.runtime
+        device = resolve_device(runtime.device)  # first: under torchrun this initialises the process group
+        run_dir = prepare_run_dir(self.output_dir, runtime.seed)
         if self.init_weights:
             load_backbone_weights(self.backbone, self.init_weights)
         strategy = create_strategy(self.strategy_name, backbone=self.backbone, **self.strategy_kwargs)
         if is_main_process():
-            _warn_if_queue_exceeds_data(self.strategy_name, strategy, len(self.datalist), self.batch_size)
+            _warn_if_queue_exceeds_data(self.strategy_name, strategy, len(self.datalist), optim.batch_size)
         network = idist.auto_model(strategy, sync_bn=idist.get_world_size() > 1 and device.type == "cuda")
-        loader = make_loader(Dataset(*self._data()), self.batch_size, True, self.num_workers, drop_last=True)
-        steps_per_epoch = self.epoch_length or len(loader)
-        lr = scaled_lr(self.learning_rate, self.batch_size, self.lr_scale_batch)
-        optimizer = build_optimizer(strategy, self.optimizer_name, lr, self.weight_decay)
+        loader = make_loader(Dataset(*self._data()), optim.batch_size, True, runtime.num_workers, drop_last=True)
+        steps_per_epoch = runtime.epoch_length or len(loader)
+        lr = scaled_lr(optim.learning_rate, optim.batch_size, optim.lr_scale_batch)
+        optimizer = build_optimizer(strategy, optim.optimizer, lr, optim.weight_decay)
         scheduler = warmup_cosine(
-            optimizer, self.max_epochs * steps_per_epoch, int(self.warmup_epochs * steps_per_epoch)
+            optimizer, optim.max_epochs * steps_per_epoch, int(optim.warmup_epochs * steps_per_epoch)
         )
         trainer = SSLTrainer(
             device,
-            self.max_epochs,
+            optim.max_epochs,
             loader,
             network,
             optimizer,
-            epoch_length=self.epoch_length,
-            amp=self.amp,
+            epoch_length=runtime.epoch_length,
+            amp=runtime.amp,
             non_blocking=device.type == "cuda",
         )
         history_path = run_dir / "history.json"
-        history = HistoryRecorder(history_path, _resumable_history(history_path) if self.resume else None)
+        history = HistoryRecorder(history_path, resume=runtime.resume)
         to_save = {"network": strategy, "optimizer": optimizer, "lr_scheduler": scheduler, "trainer": trainer}
-        resumed = attach_training_handlers(
+        attach_training_handlers(
             trainer,
             run_dir,
             to_save,
             scheduler,
-            resume=self.resume,
-            log_every=self.log_every,
-            progress_bar=self.progress_bar,
+            resume=runtime.resume,
+            log_every=runtime.log_every,
+            progress_bar=runtime.progress_bar,
             history=history,
         )
-        if resumed is not None:
-            _trim_history(history, resumed)
         logger.info(
             "SSL %s: %d images, %d steps/epoch, lr %.4g, %d epochs on %s (world %d)",
             self.strategy_name,
             len(self.datalist),
             steps_per_epoch,
             lr,
-            self.max_epochs,
+            optim.max_epochs,
             device,
             idist.get_world_size(),
         )
@@ -233,16 +182,3 @@ def _warn_if_queue_exceeds_data(name: str, strategy: nn.Module, num_images: int,
         num_images,
         suggestion,
     )
-
-
-def _resumable_history(path: Path) -> dict[str, list[float]] | None:
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def _trim_history(history: HistoryRecorder, checkpoint: Path) -> None:
-    """Drop history epochs recorded after the checkpoint being resumed (they will be re-run)."""
-    epoch = int(checkpoint.stem.split("_")[-1])
-    epochs = history.history.get("epoch", [])
-    keep = sum(1 for e in epochs if e <= epoch)
-    for key in list(history.history):
-        history.history[key] = history.history[key][:keep]

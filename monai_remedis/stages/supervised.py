@@ -5,11 +5,9 @@ Model selection uses the validation datalist only: the best validation AUC picks
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,54 +15,22 @@ import ignite.distributed as idist
 import torch
 import torch.nn as nn
 from ignite.engine import Events
+from ignite.handlers import Checkpoint
 from monai.data import Dataset
 from monai.engines import SupervisedEvaluator, SupervisedTrainer
 from monai.handlers import ROCAUC, ValidationHandler, from_engine
 from monai.transforms import Activationsd, AsDiscreted, Compose
 
 from monai_remedis.engines.handlers import HistoryRecorder, attach_training_handlers
-from monai_remedis.engines.runtime import (
-    atomic_torch_save,
-    atomic_write_json,
-    is_main_process,
-    make_loader,
-    resolve_device,
-)
+from monai_remedis.engines.runtime import atomic_torch_save, is_main_process, make_loader, resolve_device
 from monai_remedis.evaluation.cache import decode_once
 from monai_remedis.evaluation.guard import HELD_OUT_SPLITS
 from monai_remedis.evaluation.sweep import CHANCE_AUC_MARGIN
 from monai_remedis.models.classifier import Classifier
 from monai_remedis.optim import build_optimizer, warmup_cosine
+from monai_remedis.stages.config import OptimConfig, RuntimeConfig
 
 logger = logging.getLogger("monai_remedis")
-
-
-@dataclass
-class TrainConfig:
-    """Optimisation settings of a supervised run."""
-
-    max_epochs: int = 10
-    batch_size: int = 128
-    optimizer: str = "sgd"
-    learning_rate: float = 0.01
-    weight_decay: float = 1e-4
-    warmup_epochs: float = 0.5
-    num_workers: int = 0
-    device: str = "auto"
-    amp: bool = False
-    epoch_length: int | None = None
-    resume: bool = False
-    log_every: int = 50
-    progress_bar: bool = False
-    label_smoothing: float = 0.0
-    min_steps: int = 0
-    """Train at least this many optimiser steps: small label fractions get more epochs (as BiT-HyperRule)."""
-    val_evaluations: int = 10
-    """Validate about this many times per run (every epoch when epochs are fewer)."""
-    cache_decoded: bool = True
-    """Decode each item once (the deterministic head of the transforms) and run only the augmentations per epoch,
-    without MetaTensor tracking (:func:`~monai_remedis.evaluation.cache.decode_once`). Turn off for data that
-    does not fit in memory."""
 
 
 def guard_validation_split(val_datalist: Sequence[dict[str, Any]]) -> None:
@@ -92,12 +58,15 @@ def train_classifier(
     val_datalist: Sequence[dict[str, Any]] | None,
     val_transform: Callable | None,
     run_dir: Path,
-    cfg: TrainConfig,
+    optim: OptimConfig,
+    runtime: RuntimeConfig,
 ) -> dict[str, Any]:
-    """Train ``model`` with MONAI's ``SupervisedTrainer``; validate each epoch with ``SupervisedEvaluator``.
+    """Train ``model`` with MONAI's ``SupervisedTrainer``; validate with ``SupervisedEvaluator``.
 
-    Writes ``run_dir/classifier.pt`` (best validation AUC; the last epoch when no validation set),
-    ``run_dir/history.json`` and resumable checkpoints.
+    The best validation AUC is kept by Ignite's ``Checkpoint(score_function=...)`` as ``run_dir/classifier.pt``
+    (written atomically; its record of the best score is part of the resumable checkpoints, so a resumed run only
+    replaces the file with a better model). Without a validation set the last epoch is exported. Also writes
+    ``run_dir/history.json`` and the resumable checkpoints.
 
     Returns:
         ``{"classifier": path, "best_val_auc": float | None, "best_epoch": int, "epochs": int}``.
@@ -106,45 +75,44 @@ def train_classifier(
         raise ValueError("train_classifier: the training datalist is empty.")
     if val_datalist:
         guard_validation_split(val_datalist)  # before any decoding: a leak fails fast
-    device = resolve_device(cfg.device)
+    device = resolve_device(runtime.device)
     num_classes = model.head[-1].out_features
-    if cfg.cache_decoded:
+    if runtime.cache_decoded:
         train_datalist, train_transform = decode_once(train_datalist, train_transform)
         if val_datalist:
             val_datalist, val_transform = decode_once(val_datalist, val_transform)
     network = idist.auto_model(model)
     train_loader = make_loader(
         Dataset(list(train_datalist), transform=train_transform),
-        min(cfg.batch_size, len(train_datalist)),
+        min(optim.batch_size, len(train_datalist)),
         shuffle=True,
-        num_workers=cfg.num_workers,
-        drop_last=len(train_datalist) > cfg.batch_size,
+        num_workers=runtime.num_workers,
+        drop_last=len(train_datalist) > optim.batch_size,
     )
-    steps = cfg.epoch_length or len(train_loader)
-    max_epochs = max(cfg.max_epochs, math.ceil(cfg.min_steps / steps))
-    optimizer = build_optimizer(model, cfg.optimizer, cfg.learning_rate, cfg.weight_decay)
-    scheduler = warmup_cosine(optimizer, max_epochs * steps, int(cfg.warmup_epochs * steps))
+    steps = runtime.epoch_length or len(train_loader)
+    max_epochs = max(optim.max_epochs, math.ceil(optim.min_steps / steps))
+    optimizer = build_optimizer(model, optim.optimizer, optim.learning_rate, optim.weight_decay)
+    scheduler = warmup_cosine(optimizer, max_epochs * steps, int(optim.warmup_epochs * steps))
+    amp_kwargs = {"dtype": torch.bfloat16} if runtime.amp else None
     trainer = SupervisedTrainer(
         device=device,
         max_epochs=max_epochs,
         train_data_loader=train_loader,
         network=network,
         optimizer=optimizer,
-        loss_function=nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing),
-        epoch_length=cfg.epoch_length,
-        amp=cfg.amp,
-        amp_kwargs={"dtype": torch.bfloat16} if cfg.amp else None,
+        loss_function=nn.CrossEntropyLoss(label_smoothing=optim.label_smoothing),
+        epoch_length=runtime.epoch_length,
+        amp=runtime.amp,
+        amp_kwargs=amp_kwargs,
         decollate=False,
         non_blocking=device.type == "cuda",
     )
     classifier_path = run_dir / "classifier.pt"
-    best_path = run_dir / "best.json"
-    best: dict[str, Any] = {"best_val_auc": None, "best_epoch": 0}
-    if cfg.resume and best_path.is_file():
-        best.update(json.loads(best_path.read_text()))
+    to_save: dict[str, Any] = {"network": model, "optimizer": optimizer, "lr_scheduler": scheduler, "trainer": trainer}
+    best: Checkpoint | None = None
     if val_datalist:
         val_loader = make_loader(
-            Dataset(list(val_datalist), transform=val_transform), cfg.batch_size, False, cfg.num_workers
+            Dataset(list(val_datalist), transform=val_transform), optim.batch_size, False, runtime.num_workers
         )
         evaluator = SupervisedEvaluator(
             device=device,
@@ -152,46 +120,68 @@ def train_classifier(
             network=network,
             postprocessing=_postprocessing(num_classes),
             key_val_metric={"val_auc": ROCAUC(output_transform=from_engine(["pred", "label"]))},
-            amp=cfg.amp,
-            amp_kwargs={"dtype": torch.bfloat16} if cfg.amp else None,
+            amp=runtime.amp,
+            amp_kwargs=amp_kwargs,
         )
+        best = best_model_saver(model, classifier_path, trainer)
+        evaluator.add_event_handler(Events.COMPLETED, best)
+        to_save["best_model"] = best  # its record of the best score resumes with the run
 
-        @evaluator.on(Events.EPOCH_COMPLETED)
-        def _save_best(engine: SupervisedEvaluator) -> None:
-            auc = float(engine.state.metrics["val_auc"])
-            trainer.state.metrics["val_auc"] = auc
-            if best["best_val_auc"] is None or auc > best["best_val_auc"]:
-                best.update(best_val_auc=auc, best_epoch=trainer.state.epoch)
-                if is_main_process():
-                    atomic_torch_save(model.state_dict(), classifier_path)
-                    atomic_write_json(best, best_path)
+        @evaluator.on(Events.COMPLETED)
+        def _report_to_trainer(engine: SupervisedEvaluator) -> None:  # history.json records val_auc per epoch
+            trainer.state.metrics["val_auc"] = float(engine.state.metrics["val_auc"])
 
-        interval = max(1, max_epochs // max(1, cfg.val_evaluations))
+        interval = max(1, max_epochs // max(1, runtime.val_evaluations))
         ValidationHandler(interval=interval, validator=evaluator, epoch_level=True).attach(trainer)
-    history = HistoryRecorder(run_dir / "history.json")
-    to_save = {"network": model, "optimizer": optimizer, "lr_scheduler": scheduler, "trainer": trainer}
+    history = HistoryRecorder(run_dir / "history.json", resume=runtime.resume)
     attach_training_handlers(
         trainer,
         run_dir,
         to_save,
         scheduler,
-        resume=cfg.resume,
-        log_every=cfg.log_every,
-        progress_bar=cfg.progress_bar,
+        resume=runtime.resume,
+        log_every=runtime.log_every,
+        progress_bar=runtime.progress_bar,
         history=history,
     )
     trainer.run()
-    if not val_datalist and is_main_process():
-        atomic_torch_save(model.state_dict(), classifier_path)
-        best["best_epoch"] = trainer.state.epoch
-    if best["best_val_auc"] is not None:
+    result: dict[str, Any] = {"best_val_auc": None, "best_epoch": trainer.state.epoch}
+    if best is None or not best.state_dict()["_saved"]:
+        if is_main_process():
+            atomic_torch_save(model.state_dict(), classifier_path)
+    else:
+        score, name = best.state_dict()["_saved"][-1]
+        result.update(best_val_auc=float(score), best_epoch=int(name.split("=")[-1]))
         model.load_state_dict(torch.load(classifier_path, map_location="cpu", weights_only=True))
-        if best["best_val_auc"] < CHANCE_AUC_MARGIN and is_main_process():
+        if score < CHANCE_AUC_MARGIN and is_main_process():
             logger.warning(
                 "%s: the model did not learn: best validation AUC %.3f after %d epochs (chance 0.5). A diverged run "
                 "(learning rate too high), too few steps or wrong labels are the usual causes.",
                 run_dir,
-                best["best_val_auc"],
+                score,
                 trainer.state.epoch,
             )
-    return {"classifier": str(classifier_path), "epochs": trainer.state.epoch, **best}
+    return {"classifier": str(classifier_path), "epochs": trainer.state.epoch, **result}
+
+
+def best_model_saver(model: nn.Module, path: Path, trainer: Any, metric: str = "val_auc") -> Checkpoint:
+    """Ignite ``Checkpoint`` keeping the state dict of the model with the highest ``metric`` at ``path``.
+
+    Attach it to the evaluator's ``COMPLETED`` event. The file is replaced atomically (rank 0) and only by a
+    strictly better score; the saver's ``state_dict()`` lists ``(score, "epoch=<trainer epoch>")``, the epoch that
+    produced the file.
+    """
+
+    def save(state: dict[str, Any], filename: str, metadata: dict[str, Any] | None = None) -> None:
+        if is_main_process():
+            atomic_torch_save(state, path)
+
+    return Checkpoint(
+        {"model": model},
+        save,
+        score_function=lambda engine: float(engine.state.metrics[metric]),
+        score_name=metric,
+        n_saved=1,
+        global_step_transform=lambda *_: trainer.state.epoch,
+        filename_pattern="epoch={global_step}",
+    )

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from monai_remedis.backbones import create_backbone, load_backbone_weights
-from monai_remedis.cli import STAGES
+from monai_remedis.configs import bundle_config_files, bundle_dir, bundle_logging_file
 from monai_remedis.data.paths import PROJECT_ROOT
 from monai_remedis.models.classifier import Classifier
 
@@ -50,16 +50,7 @@ def run_python(args: list[str], timeout: float = 600) -> subprocess.CompletedPro
 
 def stage_files(bundle: str, stage: str = "pipeline", overlays: tuple[str, ...] = ()) -> list[str]:
     """Config files of a bundle stage, in the order ``python -m monai_remedis run`` uses."""
-    configs = BUNDLES / bundle / "configs"
-    names = (
-        ["common.yaml", *(f"{s}.yaml" for s in STAGES), "pipeline.yaml"]
-        if stage == "pipeline"
-        else [
-            "common.yaml",
-            f"{stage}.yaml",
-        ]
-    )
-    return [str(configs / n) for n in [*names, *overlays]]
+    return bundle_config_files(bundle_dir(bundle), stage, list(overlays))
 
 
 def monai_bundle_args(
@@ -77,7 +68,7 @@ def monai_bundle_args(
         "--meta_file",
         str(configs / "metadata.json"),
         "--logging_file",
-        str(configs / "logging.conf"),
+        str(bundle_logging_file(bundle_dir(bundle))),
         "--output_dir",
         str(out),
     ]

@@ -3,6 +3,7 @@ PneumoniaMNIST, reading only the previous stage's checkpoint; the CLI shortcut r
 
 from __future__ import annotations
 
+import ast
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bundle_test_utils import assert_pipeline_artefacts, monai_bundle_args, run_python  # noqa: E402
 
-from monai_remedis.cli import STAGES, bundle_config_files, bundle_dir  # noqa: E402
+from monai_remedis.cli import STAGES, bundle_config_files, bundle_dir, main  # noqa: E402
 
 
 def test_each_stage_runs_through_monai_bundle_run(tmp_path: Path) -> None:
@@ -31,12 +32,23 @@ def test_a_stage_without_its_input_checkpoint_fails_naming_the_file(tmp_path: Pa
 
 def test_cli_shortcut_assembles_the_bundle_files() -> None:
     bundle = bundle_dir("cxr")
-    files = [Path(f).name for f in bundle_config_files(bundle)]
-    assert files == ["common.yaml", "pretrain.yaml", "ssl.yaml", "finetune.yaml", "evaluate.yaml", "pipeline.yaml"]
-    assert [Path(f).name for f in bundle_config_files(bundle, "ssl")] == ["common.yaml", "ssl.yaml"]
+    shared = [f"configs/{n}.yaml" for n in ("pretrain", "ssl", "finetune", "evaluate", "pipeline")]
+    files = ["/".join(Path(f).parts[-2:]) for f in bundle_config_files(bundle)]
+    assert files == ["configs/base.yaml", "configs/common.yaml", *shared]
+    assert Path(bundle_config_files(bundle)[1]).parent == bundle / "configs"  # the bundle's own settings, second
+    assert [Path(f).name for f in bundle_config_files(bundle, "ssl")] == ["base.yaml", "common.yaml", "ssl.yaml"]
+    ct3d = [Path(f) for f in bundle_config_files(bundle_dir("ct3d"), "pretrain")]
+    assert [f.name for f in ct3d] == ["base.yaml", "common.yaml", "pretrain.yaml", "pretrain.yaml"]
+    assert ct3d[-1].parent == bundle_dir("ct3d") / "configs"  # a bundle's own stage file comes after the shared one
     try:
         bundle_dir("xray")
     except FileNotFoundError as err:
         assert "cxr" in str(err)
     else:
         raise AssertionError("unknown bundle accepted")
+
+
+def test_configs_command_prints_the_list_monai_bundle_run_takes(capsys) -> None:
+    assert main(["configs", "cxr", "ssl", "--overlay", "micle.yaml"]) == 0
+    files = ast.literal_eval(capsys.readouterr().out.strip())
+    assert files == bundle_config_files(bundle_dir("cxr"), "ssl", ["micle.yaml"]) and files[-1].endswith("micle.yaml")

@@ -13,7 +13,7 @@ import pytest
 from monai.bundle import ConfigParser
 from monai.bundle.reference_resolver import ReferenceResolver
 
-from monai_remedis.cli import STAGES
+from monai_remedis.cli import STAGES, bundle_config_files, bundle_logging_file
 from monai_remedis.data.paths import PROJECT_ROOT
 
 BUNDLES = sorted(p.parent.parent for p in (PROJECT_ROOT / "bundles").glob("*/configs/metadata.json"))
@@ -71,9 +71,9 @@ def _metadata(bundle: Path) -> dict[str, Any]:
     return json.loads((bundle / "configs" / "metadata.json").read_text())
 
 
-def _parser(bundle: Path, *names: str) -> ConfigParser:
+def _parser(bundle: Path, stage: str = "common", *overlays: str) -> ConfigParser:
     parser = ConfigParser()
-    parser.read_config([str(bundle / "configs" / f"{n}.yaml") for n in ("common", *names)])
+    parser.read_config(bundle_config_files(bundle, stage, [f"{o}.yaml" for o in overlays]))
     parser.parse()
     return parser
 
@@ -143,7 +143,7 @@ def test_metadata_agrees_with_the_configs(bundle: Path) -> None:
 def test_bundle_ships_license_docs_and_logging_config(bundle: Path) -> None:
     assert (bundle / "LICENSE").read_text() == (PROJECT_ROOT / "LICENSE").read_text()
     assert len((bundle / "docs" / "README.md").read_text()) > 500
-    assert "[loggers]" in (bundle / "configs" / "logging.conf").read_text()
+    assert "[loggers]" in bundle_logging_file(bundle).read_text()
 
 
 @pytest.mark.parametrize("bundle", BUNDLES, ids=BUNDLE_IDS)
@@ -156,8 +156,7 @@ def test_common_config_has_the_override_keys(bundle: Path) -> None:
 @pytest.mark.parametrize("bundle", BUNDLES, ids=BUNDLE_IDS)
 @pytest.mark.parametrize("stage", STAGE_FILES)
 def test_stage_config_parses_with_valid_references_and_targets(bundle: Path, stage: str) -> None:
-    names = (*STAGES, "pipeline") if stage == "pipeline" else (stage,)
-    parser = _parser(bundle, *names)
+    parser = _parser(bundle, stage)
     assert "run" in parser and (stage == "pipeline" or stage in parser), f"{bundle.name}/{stage}.yaml: no '{stage}'"
     assert not _broken_references(parser)
     assert not _unimportable_targets(parser)
@@ -166,7 +165,7 @@ def test_stage_config_parses_with_valid_references_and_targets(bundle: Path, sta
 
 
 def _overlays() -> list[Any]:
-    stage_names = {f"{n}.yaml" for n in ("common", *STAGE_FILES)}
+    stage_names = {f"{n}.yaml" for n in ("common", *STAGE_FILES)}  # a bundle's own stage file is no overlay
     return [
         pytest.param(b, f.stem, id=f"{b.name}-{f.stem}")
         for b in BUNDLES
@@ -177,6 +176,6 @@ def _overlays() -> list[Any]:
 
 @pytest.mark.parametrize(("bundle", "overlay"), _overlays())
 def test_overlay_config_parses_with_valid_references_and_targets(bundle: Path, overlay: str) -> None:
-    parser = _parser(bundle, *STAGES, overlay)
+    parser = _parser(bundle, "pipeline", overlay)
     assert not _broken_references(parser)
     assert not _unimportable_targets(parser)

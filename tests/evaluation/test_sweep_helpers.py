@@ -7,12 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from monai.bundle import ConfigParser
 from monai.data import get_track_meta
 from monai.transforms import Randomizable
 
+from monai_remedis.configs import bundle_parser
 from monai_remedis.data import label_fraction, medmnist_datalist
-from monai_remedis.data.paths import PROJECT_ROOT
 from monai_remedis.evaluation.cache import UntrackedCompose, decode_once, split_deterministic
 from monai_remedis.evaluation.report import format_console_table
 from monai_remedis.evaluation.statistics import (
@@ -101,8 +100,7 @@ def test_headline_and_console_table_say_reached_and_not_reached() -> None:
 
 
 def test_decode_once_matches_the_full_transform(data_dir: Path) -> None:
-    parser = ConfigParser()
-    parser.read_config(str(PROJECT_ROOT / "bundles" / "cxr" / "configs" / "common.yaml"))
+    parser = bundle_parser("cxr")
     transform = parser.get_parsed_content("train_transform")
     head, tail = split_deterministic(transform)
     assert [type(t).__name__ for t in head.transforms] == ["EnsureImaged", "ScaleIntensityRanged", "Resized"]
@@ -127,8 +125,7 @@ def test_decode_once_matches_the_full_transform(data_dir: Path) -> None:
 
 def test_decoded_tail_runs_without_metadata_and_restores_tracking(data_dir: Path) -> None:
     """The training stages' cached tail yields plain tensors; MONAI's global tracking flag is restored after it."""
-    parser = ConfigParser()
-    parser.read_config(str(PROJECT_ROOT / "bundles" / "cxr" / "configs" / "common.yaml"))
+    parser = bundle_parser("cxr")
     items = medmnist_datalist(data_dir / "medmnist_pneumonia" / "pneumoniamnist.npz", "val", limit=2)
     decoded, tail = decode_once(items, parser.get_parsed_content("ssl_transform"))
     assert isinstance(tail, UntrackedCompose) and get_track_meta()

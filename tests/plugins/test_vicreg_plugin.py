@@ -66,7 +66,7 @@ def test_bundle_runs_plugin_strategy_and_backbone_by_name(tmp_path: Path) -> Non
         "monai.bundle",
         "run",
         "--config_file",
-        "['bundles/cxr/configs/common.yaml','bundles/cxr/configs/ssl.yaml']",
+        "['monai_remedis/configs/base.yaml','bundles/cxr/configs/common.yaml','monai_remedis/configs/ssl.yaml']",
         "--strategy",
         "vicreg",
         "--backbone",

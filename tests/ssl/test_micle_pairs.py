@@ -10,9 +10,8 @@ import pytest
 import torch
 from monai.bundle import ConfigParser
 
+from monai_remedis.configs import bundle_config_files, bundle_dir
 from monai_remedis.data.multi_instance import MultiInstanceViewsd
-
-CONFIGS = Path(__file__).resolve().parents[2] / "bundles" / "cxr" / "configs"
 
 
 def _item(value: float, patient: str | None, ident: str | None = None) -> dict:
@@ -78,7 +77,7 @@ def test_pairing_is_reproducible_with_a_seed() -> None:
 def test_bundle_overlay_enables_micle_and_trains(tmp_path: Path) -> None:
     """common + ssl + micle.yaml: strategy 'micle' with patient pairs drawn from the training datalist."""
     parser = ConfigParser()
-    parser.read_config([str(CONFIGS / f) for f in ("common.yaml", "ssl.yaml", "micle.yaml")])
+    parser.read_config(bundle_config_files(bundle_dir("cxr"), "ssl", ["micle.yaml"]))
     real = parser.get_parsed_content("datalist#train", instantiate=True)  # PneumoniaMNIST, no patient_id
     parser["datalist"]["train"] = [dict(real[i], patient_id=f"p{i // 2}") for i in range(16)]  # 2 images/patient
     parser.update(

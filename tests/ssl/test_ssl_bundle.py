@@ -36,7 +36,7 @@ from monai_remedis.data.paths import data_path
 from monai_remedis.ssl.collapse import COLLAPSE_WARNING_SCORE
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIGS = ["bundles/cxr/configs/common.yaml", "bundles/cxr/configs/ssl.yaml"]
+CONFIGS = ["monai_remedis/configs/base.yaml", "bundles/cxr/configs/common.yaml", "monai_remedis/configs/ssl.yaml"]
 PNEUMONIA = data_path("medmnist_pneumonia", "pneumoniamnist.npz")
 pytestmark = pytest.mark.skipif(not PNEUMONIA.is_file(), reason=f"real data not found: {PNEUMONIA}")
 
@@ -167,7 +167,9 @@ def stage1_backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return Path(os.environ["REMEDIS_TEST_STAGE1"])
     out = tmp_path_factory.mktemp("stage1")
     args = _bundle_args(
-        ["bundles/cxr/configs/common.yaml", "bundles/cxr/configs/pretrain.yaml"], out, pretrain_epochs=4
+        ["monai_remedis/configs/base.yaml", "bundles/cxr/configs/common.yaml", "monai_remedis/configs/pretrain.yaml"],
+        out,
+        pretrain_epochs=4,
     )
     _run([sys.executable, "-m", "monai.bundle", *args, "--log_every", "0"], timeout=1800)
     return out / "pretrain" / "backbone.pt"

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ssl_test_utils import TinyBackbone  # noqa: E402
 
 from monai_remedis.data import MultiViewd  # noqa: E402
-from monai_remedis.stages import SSLStage  # noqa: E402
+from monai_remedis.stages import OptimConfig, RuntimeConfig, SSLStage  # noqa: E402
 
 NUM_IMAGES = 16
 
@@ -31,12 +31,8 @@ def _stage(tmp_path: Path, queue_size: int) -> SSLStage:
         tmp_path,
         strategy="moco_v2",
         strategy_kwargs={"queue_size": queue_size, "hidden_dim": 16, "projection_dim": 8},
-        max_epochs=1,
-        batch_size=8,
-        optimizer="adamw",
-        learning_rate=1e-3,
-        device="cpu",
-        log_every=0,
+        optim=OptimConfig(max_epochs=1, batch_size=8, optimizer="adamw", learning_rate=1e-3),
+        runtime=RuntimeConfig(device="cpu", log_every=0),
     )
 
 

@@ -7,20 +7,14 @@ from collections.abc import Callable
 import pytest
 from monai.bundle import ConfigParser
 
-from monai_remedis.data.paths import PROJECT_ROOT
-
-CXR_COMMON = PROJECT_ROOT / "bundles" / "cxr" / "configs" / "common.yaml"
+from monai_remedis.configs import bundle_parser
 
 
 @pytest.fixture
 def cxr_config() -> Callable[..., ConfigParser]:
-    """Build a parser of the CXR bundle's common.yaml with overrides (e.g. ``limit=256``)."""
+    """Build a parser of the CXR bundle's settings (shared base + common.yaml) with overrides (e.g. ``limit=256``)."""
 
     def make(**overrides: object) -> ConfigParser:
-        parser = ConfigParser()
-        parser.read_config(str(CXR_COMMON))
-        for key, value in overrides.items():
-            parser[key] = value
-        return parser
+        return bundle_parser("cxr", **overrides)
 
     return make

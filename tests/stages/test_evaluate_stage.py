@@ -9,17 +9,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from monai.bundle import ConfigParser
 from monai.transforms import Compose, EnsureTyped, ScaleIntensityRanged
 
 from monai_remedis.backbones import create_backbone
+from monai_remedis.configs import bundle_parser
 from monai_remedis.data import EnsureImaged, medmnist_datalist
-from monai_remedis.data.paths import PROJECT_ROOT
 from monai_remedis.evaluation.guard import SelectionLeakError
 from monai_remedis.models import Classifier
-from monai_remedis.stages import EvaluateStage
+from monai_remedis.stages import EvaluateStage, ModelSpec, OptimConfig, ReportConfig, RuntimeConfig, SweepConfig
+from monai_remedis.stages.evaluate import SweepData
 
-BUNDLES = PROJECT_ROOT / "bundles"
 FRACTIONS = [0.1, 0.5, 1.0]
 SEEDS = [0, 1]
 
@@ -52,27 +51,44 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
 
 
 def _stage(out: Path, breast: dict, checkpoints: dict, **kwargs) -> EvaluateStage:
-    options = {
-        "backbone": "bit_resnet18",
-        "in_channels": 1,
-        "num_classes": 2,
-        "output_dir": out,
-        "test_transform": _transform(),
+    """The stage on BreastMNIST: a linear-probe sweep of scratch vs baseline; ``kwargs`` replace the options below."""
+    o = {
         "classifiers": {"ckpt": checkpoints["classifier"]},
-        "test_datalist": breast["test"],
         "ood_sets": {"dim": {"datalist": breast["test"], "transform": _transform(gamma=1.5), "note": "simulated"}},
-        "sweep_mode": "linear_probe",
-        "sweep_inits": {"scratch": None, "baseline": checkpoints["backbone"]},
-        "sweep_train_datalist": breast["train"],
-        "sweep_val_datalist": breast["val"],
+        "mode": "linear_probe",
+        "inits": {"scratch": None, "baseline": checkpoints["backbone"]},
+        "train": breast["train"],
+        "val": breast["val"],
+        "test": None,
+        "train_transform": None,
         "fractions": FRACTIONS,
         "seeds": SEEDS,
-        "n_boot": 50,
-        "probe_l2_grid": (1e-2, 1.0),
-        "device": "cpu",
-        "class_names": ["malignant", "normal/benign"],
+        "optim": OptimConfig(),
+        "workers": 1,
+        "keep_checkpoints": False,
+        **kwargs,
     }
-    return EvaluateStage(**{**options, **kwargs})
+    return EvaluateStage(
+        model=ModelSpec("bit_resnet18", in_channels=1, num_classes=2),
+        output_dir=out,
+        test_transform=_transform(),
+        classifiers=o["classifiers"],
+        test_datalist=breast["test"],
+        ood_sets=o["ood_sets"],
+        sweep=SweepConfig(
+            inits=o["inits"],
+            fractions=o["fractions"],
+            seeds=o["seeds"],
+            mode=o["mode"],
+            optim=o["optim"],
+            workers=o["workers"],
+            keep_checkpoints=o["keep_checkpoints"],
+            probe_l2_grid=(1e-2, 1.0),
+        ),
+        sweep_data=SweepData(o["train"], o["val"], o["test"], o["train_transform"]),
+        report=ReportConfig(n_boot=50, class_names=["malignant", "normal/benign"]),
+        runtime=RuntimeConfig(device="cpu"),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +136,7 @@ def test_report_has_findings_per_class_paired_and_reduction_tables(probe_run) ->
 
 def test_resume_skips_finished_runs_and_redoes_only_missing_ones(probe_run, breast, checkpoints, monkeypatch) -> None:
     out, first = probe_run
-    import monai_remedis.stages.evaluate as evaluate
+    import monai_remedis.stages.evaluate.sweep as evaluate
 
     real = evaluate.train_linear_probe
 
@@ -140,7 +156,7 @@ def test_resume_skips_finished_runs_and_redoes_only_missing_ones(probe_run, brea
 
 
 def test_guard_refuses_validation_on_the_test_set(tmp_path: Path, breast, checkpoints) -> None:
-    stage = _stage(tmp_path, breast, checkpoints, sweep_val_datalist=breast["test"][:10])
+    stage = _stage(tmp_path, breast, checkpoints, val=breast["test"][:10])
     with pytest.raises(SelectionLeakError, match="held-out set"):
         stage.run()
     assert not (tmp_path / "sweep").exists() and not (tmp_path / "features").exists()
@@ -156,28 +172,28 @@ def test_guard_refuses_validation_copied_into_an_ood_set(tmp_path: Path, breast,
 def test_guard_refuses_items_tagged_as_test(tmp_path: Path, breast, checkpoints) -> None:
     val = [dict(item, split="test") for item in breast["val"]]
     with pytest.raises(SelectionLeakError, match="split='test'"):
-        _stage(tmp_path, breast, checkpoints, sweep_val_datalist=val).run()
+        _stage(tmp_path, breast, checkpoints, val=val).run()
 
 
 def test_unknown_sweep_mode_is_refused(tmp_path: Path, breast, checkpoints) -> None:
-    with pytest.raises(ValueError, match="sweep_mode must be one of"):
-        _stage(tmp_path, breast, checkpoints, sweep_mode="knn")
+    with pytest.raises(ValueError, match="sweep mode must be one of"):
+        _stage(tmp_path, breast, checkpoints, mode="knn")
 
 
 def _one_finetune_run(breast: dict, checkpoints: dict) -> dict:
     """Stage options of a sweep with a single one-epoch full fine-tune (baseline, 100%, seed 0)."""
     return {
-        "sweep_mode": "finetune",
-        "sweep_inits": {"baseline": checkpoints["backbone"]},
-        "sweep_train_datalist": breast["train"][:16],
-        "sweep_val_datalist": breast["val"][:8],
-        "sweep_test_datalist": breast["test"][:16],
-        "sweep_train_transform": _transform(),
+        "mode": "finetune",
+        "inits": {"baseline": checkpoints["backbone"]},
+        "train": breast["train"][:16],
+        "val": breast["val"][:8],
+        "test": breast["test"][:16],
+        "train_transform": _transform(),
         "fractions": [1.0],
         "seeds": [0],
         "classifiers": None,
         "ood_sets": None,
-        "finetune_options": {"max_epochs": 1, "batch_size": 8, "log_every": 0},
+        "optim": OptimConfig(max_epochs=1, batch_size=8),
     }
 
 
@@ -187,7 +203,7 @@ def test_finetune_sweep_saves_predictions_and_resumes(tmp_path: Path, breast, ch
     run_dir = tmp_path / "sweep" / "baseline" / "f1_s0"
     assert (run_dir / "classifier.pt").is_file() and (run_dir / "predictions.npz").is_file()
     assert not (run_dir / "checkpoints").exists()  # a finished run's resume state is not kept (disk)
-    import monai_remedis.stages.evaluate as evaluate
+    import monai_remedis.stages.evaluate.sweep as evaluate
 
     monkeypatch.setattr(evaluate, "FinetuneStage", None)  # would fail if a finished run were trained again
     again = _stage(tmp_path, breast, checkpoints, **kwargs).run()
@@ -200,13 +216,13 @@ def test_finetune_runs_in_parallel_workers(tmp_path: Path, breast, checkpoints) 
         tmp_path,
         breast,
         checkpoints,
-        sweep_mode="finetune",
-        sweep_train_transform=_transform(),
+        mode="finetune",
+        train_transform=_transform(),
         fractions=[0.5, 1.0],
         seeds=[0],
         classifiers=None,
         ood_sets=None,
-        finetune_options={"max_epochs": 1, "batch_size": 32, "log_every": 0},
+        optim=OptimConfig(max_epochs=1, batch_size=32),
         workers=2,
     )
     result = stage.run()
@@ -215,29 +231,24 @@ def test_finetune_runs_in_parallel_workers(tmp_path: Path, breast, checkpoints) 
 
 
 def test_aptos_overlay_builds_a_guarded_cross_site_stage(data_dir: Path, tmp_path: Path) -> None:
-    parser = ConfigParser()
-    files = ("common.yaml", "evaluate.yaml", "evaluate_aptos.yaml")
-    parser.read_config([str(BUNDLES / "fundus" / "configs" / f) for f in files])
-    parser["limit"] = 10
-    parser["output_dir"] = str(tmp_path)
+    parser = bundle_parser("fundus", "evaluate", ["evaluate_aptos.yaml"], limit=10, output_dir=str(tmp_path))
     stage = parser.get_parsed_content("evaluate")
-    assert isinstance(stage, EvaluateStage) and stage.sweep_mode == "finetune"
-    assert stage.fractions == [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0] and stage.seeds == [0, 1, 2]
-    assert set(stage.sweep_inits) == {"remedis", "baseline", "scratch"} and stage.sweep_inits["scratch"] is None
-    assert {d["site"] for d in stage.sweep_train_datalist} == {"aravind"}
-    assert {d["split"] for d in stage.sweep_val_datalist} == {"val"}
+    assert isinstance(stage, EvaluateStage) and stage.sweep.mode == "finetune"
+    assert stage.sweep.fractions == [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0] and stage.sweep.seeds == [0, 1, 2]
+    assert set(stage.sweep.inits) == {"remedis", "baseline", "scratch"} and stage.sweep.inits["scratch"] is None
+    assert {d["site"] for d in stage.sweep_data.train} == {"aravind"}
+    assert {d["split"] for d in stage.sweep_data.val} == {"val"}
+    assert stage.output_dir == tmp_path / "evaluate_aptos" and stage.report.class_names[0] == "no DR"
     assert {d["site"] for d in stage.test_datalist} == {"shanghai"}
     assert set(stage.ood_sets) == {"aptos_aravind", "simulated_camera_shift"}
     stage.check_selection_data()  # APTOS val is disjoint from every held-out set
 
 
 def test_cxr_bundle_evaluate_config_still_builds(tmp_path: Path) -> None:
-    parser = ConfigParser()
-    parser.read_config([str(BUNDLES / "cxr" / "configs" / f) for f in ("common.yaml", "evaluate.yaml")])
-    parser["limit"] = 8
-    parser["output_dir"] = str(tmp_path)
+    parser = bundle_parser("cxr", "evaluate", limit=8, output_dir=str(tmp_path))
     stage = parser.get_parsed_content("evaluate")
-    assert stage.sweep_mode == "finetune" and stage.linear_probe is False
+    assert stage.sweep.mode == "finetune" and stage.sweep.linear_probe is False
+    assert stage.report.n_boot == 500 and stage.sweep.optim.batch_size == 128  # cxr had lacked n_boot, sweep_batch_size
     assert {d["split"] for d in stage.test_datalist} == {"test"}
     stage.check_selection_data()
 
@@ -248,21 +259,18 @@ def test_copy_of_val_under_a_test_id_is_caught_even_when_the_ood_set_is_a_transf
     val = list(breast["val"]) + [dict(breast["test"][3])]
     shutil.rmtree(tmp_path, ignore_errors=True)
     with pytest.raises(SelectionLeakError, match="shares its id"):
-        _stage(tmp_path, breast, checkpoints, sweep_val_datalist=val).check_selection_data()
+        _stage(tmp_path, breast, checkpoints, val=val).check_selection_data()
 
 
 def test_finished_sweep_run_keeps_its_checkpoints_when_asked(tmp_path: Path, breast, checkpoints) -> None:
     options = _one_finetune_run(breast, checkpoints)
-    _stage(tmp_path, breast, checkpoints, **options, keep_sweep_checkpoints=True).run()
+    _stage(tmp_path, breast, checkpoints, **options, keep_checkpoints=True).run()
     assert list((tmp_path / "sweep" / "baseline" / "f1_s0" / "checkpoints").glob("checkpoint_*.pt"))
 
 
 def test_cxr_bundle_sweeps_several_ssl_strategies_and_scratch_by_linear_probe(tmp_path: Path, checkpoints) -> None:
     """The REMEDIS-per-strategy comparison a user sets up from the command line, on real chest X-rays."""
-    parser = ConfigParser()
-    parser.read_config([str(BUNDLES / "cxr" / "configs" / f) for f in ("common.yaml", "evaluate.yaml")])
-    parser["limit"] = 48
-    parser["output_dir"] = str(tmp_path)
+    parser = bundle_parser("cxr", "evaluate", limit=48, output_dir=str(tmp_path))
     parser["sweep_mode"] = "linear_probe"
     parser["sweep_fractions"] = [0.5, 1.0]
     parser["sweep_seeds"] = [0, 1]
@@ -274,7 +282,7 @@ def test_cxr_bundle_sweeps_several_ssl_strategies_and_scratch_by_linear_probe(tm
         "scratch": None,
     }
     stage = parser.get_parsed_content("evaluate")
-    assert stage.sweep_mode == "linear_probe"
+    assert stage.sweep.mode == "linear_probe"
     sweep = stage.run_sweep()
     inits = {r["init"] for r in sweep["records"]}
     assert inits == {"remedis_simclr", "remedis_byol", "baseline", "scratch"}

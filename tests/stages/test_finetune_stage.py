@@ -12,7 +12,7 @@ from monai_remedis.backbones import create_backbone
 from monai_remedis.evaluation.predict import predict
 from monai_remedis.evaluation.statistics import auc_score
 from monai_remedis.models import Classifier
-from monai_remedis.stages import FinetuneStage
+from monai_remedis.stages import FinetuneStage, OptimConfig, RuntimeConfig
 from monai_remedis.stages.supervised import guard_validation_split
 
 
@@ -29,10 +29,8 @@ def test_short_finetune_reaches_test_auc_above_0_8(cxr_config, tmp_path: Path) -
         val_transform=cfg.get_parsed_content("eval_transform"),
         label_fraction=0.15,
         fraction_seed=0,
-        max_epochs=2,
-        batch_size=64,
-        learning_rate=0.01,
-        log_every=0,
+        optim=OptimConfig(max_epochs=2, batch_size=64, learning_rate=0.01),
+        runtime=RuntimeConfig(log_every=0),
     )
     result = stage.run()
     assert result["num_labels"] == pytest.approx(0.15 * len(train), abs=2)
@@ -59,10 +57,8 @@ def test_linear_probe_trains_only_the_head(cxr_config, tmp_path: Path) -> None:
         tmp_path / "probe",
         init_weights=tmp_path / "backbone.pt",
         linear_probe=True,
-        max_epochs=1,
-        batch_size=32,
-        learning_rate=0.1,
-        log_every=0,
+        optim=OptimConfig(max_epochs=1, batch_size=32, learning_rate=0.1),
+        runtime=RuntimeConfig(log_every=0),
     )
     result = stage.run()
     trained = torch.load(result["classifier"], weights_only=True)

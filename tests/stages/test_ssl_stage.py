@@ -10,25 +10,21 @@ import torch
 
 from monai_remedis.backbones import create_backbone, load_backbone_weights
 from monai_remedis.engines.ssl_trainer import SSLTrainer
-from monai_remedis.stages import SSLStage
+from monai_remedis.stages import OptimConfig, RuntimeConfig, SSLStage
 
 # A gentler view policy than the bundle default so that a dozen steps on 2 CPU cores show learning.
 LIGHT_VIEWS = {"crop_min_scale": 0.8, "histeq_prob": 0.0, "blur_max_sigma": 0.3}
 
 
-def _stage(cfg, out: Path, limit: int, **kwargs) -> SSLStage:
+def _stage(cfg, out: Path, limit: int, max_epochs: int, batch_size: int, resume: bool = False) -> SSLStage:
     parser = cfg(limit=limit, **LIGHT_VIEWS)
     return SSLStage(
         parser.get_parsed_content("datalist#train"),
         parser.get_parsed_content("ssl_transform"),
         create_backbone("bit_resnet18", in_channels=1),
         out,
-        optimizer="adamw",
-        learning_rate=1e-3,
-        lr_scale_batch=False,
-        warmup_epochs=0,
-        log_every=0,
-        **kwargs,
+        optim=OptimConfig(max_epochs, batch_size, "adamw", 1e-3, weight_decay=1e-6, warmup_epochs=0),
+        runtime=RuntimeConfig(resume=resume, log_every=0),
     )
 
 
@@ -44,6 +40,7 @@ def test_simclr_loss_falls_on_real_chest_xrays(cxr_config, tmp_path: Path) -> No
     assert torch.isfinite(next(encoder.parameters())).all()
     provenance = json.loads((tmp_path / "provenance.json").read_text())
     assert provenance["stage"] == "ssl" and provenance["config"]["strategy_name"] == "simclr"
+    assert provenance["config"]["optim"]["max_epochs"] == 3 and provenance["config"]["runtime"]["device"] == "auto"
 
 
 def test_interrupted_ssl_run_resumes_from_the_saved_epoch(cxr_config, tmp_path: Path, monkeypatch) -> None:

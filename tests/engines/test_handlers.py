@@ -1,0 +1,72 @@
+"""Training handlers: per-epoch averages (Ignite ``Average``) in ``history.json``, trimmed on resume; the best
+model kept by Ignite's ``Checkpoint(score_function=...)``; the latest checkpoint found by epoch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from ignite.engine import Engine, Events
+
+from monai_remedis.engines.handlers import HistoryRecorder, latest_checkpoint
+from monai_remedis.stages.supervised import best_model_saver
+
+
+def _engine(outputs: list[float]) -> Engine:
+    values = iter(outputs)
+    return Engine(lambda e, b: {"loss": torch.tensor(next(values)), "image": torch.zeros(2, 3), "lr": 0.1})
+
+
+def test_history_averages_every_scalar_per_epoch(tmp_path: Path) -> None:
+    engine = _engine([1.0, 3.0, 5.0, 9.0])
+    history = HistoryRecorder(tmp_path / "history.json")
+    history.attach(engine)
+    engine.run([0, 1], max_epochs=2)
+    saved = json.loads((tmp_path / "history.json").read_text())
+    assert saved == {"loss": [2.0, 7.0], "lr": [0.1, 0.1], "epoch": [1, 2]}  # tensors of images are dropped
+
+
+def test_history_resumes_and_drops_epochs_after_the_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "history.json"
+    path.write_text(json.dumps({"loss": [2.0, 7.0, 8.0], "epoch": [1, 2, 3]}))
+    engine = _engine([4.0, 6.0])
+    history = HistoryRecorder(path, resume=True)
+
+    @engine.on(Events.STARTED)
+    def _restore(e: Engine) -> None:  # what the checkpoint loader does: the run continues after epoch 2
+        e.state.epoch, e.state.iteration = 2, 4
+
+    history.attach(engine)
+    engine.run([0, 1], max_epochs=3)
+    saved = json.loads(path.read_text())
+    assert saved["loss"] == [2.0, 7.0, 5.0] and saved["epoch"] == [1, 2, 3]
+
+
+def test_best_model_saver_keeps_only_a_strictly_better_model(tmp_path: Path) -> None:
+    model = torch.nn.Linear(2, 1)
+    trainer = Engine(lambda e, b: None)
+    evaluator = Engine(lambda e, b: None)
+    saver = best_model_saver(model, tmp_path / "classifier.pt", trainer)
+    for epoch, auc in enumerate([0.6, 0.8, 0.8, 0.7], start=1):
+        trainer.state.epoch = epoch
+        evaluator.state.metrics = {"val_auc": auc}
+        with torch.no_grad():
+            model.bias.fill_(epoch)
+        saver(evaluator)
+    assert saver.state_dict()["_saved"] == [(0.8, "epoch=2")]
+    assert float(torch.load(tmp_path / "classifier.pt", weights_only=True)["bias"]) == 2.0  # a plain state dict
+    resumed = best_model_saver(model, tmp_path / "classifier.pt", trainer)
+    resumed.load_state_dict(saver.state_dict())  # the record travels in the resumable checkpoints
+    evaluator.state.metrics = {"val_auc": 0.75}
+    resumed(evaluator)
+    assert resumed.state_dict()["_saved"] == [(0.8, "epoch=2")]
+
+
+def test_latest_checkpoint_is_the_highest_epoch_not_the_newest_name(tmp_path: Path) -> None:
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    for name in ("checkpoint_9.pt", "checkpoint_10.pt", ".checkpoint_11.pt.tmp", "other_12.pt"):
+        (folder / name).write_bytes(b"")
+    assert latest_checkpoint(tmp_path) == folder / "checkpoint_10.pt"
+    assert latest_checkpoint(tmp_path / "missing") is None
