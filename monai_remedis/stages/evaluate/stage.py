@@ -83,10 +83,11 @@ class EvaluateStage:
             name: {**dict(ood), "datalist": tag_split(ood["datalist"], "ood")} for name, ood in (ood_sets or {}).items()
         }
         data = sweep_data or SweepData(train=[])
+        same_test = data.test is None or data.test is test_datalist  # the bundles pass the same list twice
         self.sweep_data = SweepData(
             train=list(data.train),
             val=list(data.val),
-            test=tag_split(data.test or [], "test") or self.test_datalist,
+            test=self.test_datalist if same_test else tag_split(data.test or [], "test"),
             train_transform=data.train_transform,
         )
         if self.sweep.inits and not self.sweep_data.test:
