@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from monai_remedis.data.paths import PROJECT_ROOT
+from monai_remedis.inference import cli as inference_cli
 
 STAGES = ("pretrain", "ssl", "finetune", "evaluate")
 PLURALS = {"backbone": "backbones", "strategy": "strategies"}
@@ -221,10 +222,13 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("stage", nargs="?", default="pipeline", choices=("pipeline", *STAGES))
     run_p.add_argument("--overlay", action="append", help="extra config file (e.g. multi_gpu.yaml)")
     _datalist_parser(sub)
+    inference_cli.add_parsers(sub)
     args, rest = parser.parse_known_args(argv)
-    if args.command in ("plugins", "datalist") and rest:
+    if args.command in ("plugins", "datalist", "embed", "predict") and rest:
         parser.error(f"unexpected arguments: {' '.join(rest)}")
-    return {"plugins": cmd_plugins, "run": cmd_run, "datalist": cmd_datalist}[args.command](args, rest)
+    commands = {"plugins": cmd_plugins, "run": cmd_run, "datalist": cmd_datalist}
+    commands.update(embed=inference_cli.cmd_embed, predict=inference_cli.cmd_predict)
+    return commands[args.command](args, rest)
 
 
 if __name__ == "__main__":  # pragma: no cover
