@@ -32,6 +32,7 @@ from monai_remedis.configs import (
     known_bundles,
     shared_configs,
 )
+from monai_remedis.inference import cli as inference_cli
 
 __all__ = [
     "STAGES",
@@ -218,10 +219,12 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("stage", nargs="?", default="pipeline", choices=("pipeline", *STAGES))
         p.add_argument("--overlay", action="append", help="extra config file (e.g. multi_gpu.yaml)")
     _datalist_parser(sub)
+    inference_cli.add_parsers(sub)
     args, rest = parser.parse_known_args(argv)
-    if args.command in ("plugins", "datalist", "configs") and rest:
+    if args.command in ("plugins", "datalist", "configs", "embed", "predict") and rest:
         parser.error(f"unexpected arguments: {' '.join(rest)}")
     commands = {"plugins": cmd_plugins, "run": cmd_run, "configs": cmd_configs, "datalist": cmd_datalist}
+    commands.update(embed=inference_cli.cmd_embed, predict=inference_cli.cmd_predict)
     return commands[args.command](args, rest)
 
 

@@ -28,7 +28,6 @@ REQUIRED_META = {
     "pytorch_version": str,
     "numpy_version": str,
     "required_packages_version": dict,
-    "optional_packages_version": dict,
     "task": str,
     "description": str,
     "authors": str,
