@@ -43,10 +43,14 @@ def _copy_repository(dest: Path) -> Path:
 def test_non_editable_install_runs_cxr_from_another_folder(tmp_path: Path, data_dir: Path) -> None:
     """Exactly: fresh venv (--system-site-packages, so torch is not reinstalled), ``pip install --no-deps
     --no-build-isolation .`` of a copy of the repository, then ``monai-remedis run cxr --max_epochs 1 --limit 256``
-    (plus short-chain options) from an unrelated folder."""
+    (plus short-chain options) from an unrelated folder.
+
+    The venv is made ``--without-pip``: its own pip would bring a setuptools without ``bdist_wheel`` that shadows the
+    system's; the system pip (visible through --system-site-packages) installs into the venv all the same.
+    """
     source = _copy_repository(tmp_path / "repo")
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"REMEDIS_DATA": str(data_dir)}
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation"]
     subprocess.run([*pip, str(source)], check=True, env=env, cwd=tmp_path)
