@@ -71,3 +71,30 @@ def test_test_or_ood_items_cannot_drive_model_selection() -> None:
     with pytest.raises(ValueError, match="split='test'"):
         guard_validation_split([{"image": "a.png", "label": 0, "split": "test", "id": "a"}])
     guard_validation_split([{"image": "a.png", "label": 0, "split": "val"}])
+
+
+def test_resumed_finetune_keeps_the_best_model_record(cxr_config, tmp_path: Path) -> None:
+    """The best-model saver's record travels in the resumable checkpoint: a resumed run replaces classifier.pt only
+    with a better model, and reports the epoch that produced it."""
+    cfg = cxr_config(limit=64)
+
+    def stage(epochs: int, resume: bool) -> FinetuneStage:
+        return FinetuneStage(
+            create_backbone("bit_resnet18", in_channels=1),
+            2,
+            cfg.get_parsed_content("datalist#train"),
+            cfg.get_parsed_content("eval_transform"),
+            tmp_path,
+            val_datalist=cfg.get_parsed_content("datalist#val"),
+            val_transform=cfg.get_parsed_content("eval_transform"),
+            optim=OptimConfig(max_epochs=epochs, batch_size=32, learning_rate=0.01),
+            runtime=RuntimeConfig(log_every=0, resume=resume),
+        )
+
+    first = stage(1, resume=False).run()
+    assert first["best_epoch"] == 1 and not (tmp_path / "best.json").exists()
+    second = stage(2, resume=True).run()
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert history["epoch"] == [1, 2] and second["epochs"] == 2  # epoch 1 was not trained again
+    assert second["best_val_auc"] == max(history["val_auc"])
+    assert second["best_epoch"] == 1 + history["val_auc"].index(max(history["val_auc"]))
