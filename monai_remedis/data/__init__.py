@@ -21,7 +21,7 @@ from monai_remedis.data.builders import (
 )
 from monai_remedis.data.color import RandColorJitterd, RandGrayscaled
 from monai_remedis.data.fractions import label_fraction
-from monai_remedis.data.multi_instance import MultiInstanceViewsd
+from monai_remedis.data.multi_instance import MultiInstanceDataset
 from monai_remedis.data.readers import MedicalDicomReader, MedicalImageReader, TiffReader, read_image
 from monai_remedis.data.stain import RandHEDJitterd
 from monai_remedis.data.transforms import EnsureImaged, MultiViewd
@@ -30,7 +30,7 @@ __all__ = [
     "EnsureImaged",
     "MedicalDicomReader",
     "MedicalImageReader",
-    "MultiInstanceViewsd",
+    "MultiInstanceDataset",
     "MultiViewd",
     "RandColorJitterd",
     "RandGrayscaled",
