@@ -22,7 +22,7 @@ from monai_remedis.data.builders import (
 from monai_remedis.data.color import RandColorJitterd, RandGrayscaled
 from monai_remedis.data.fractions import label_fraction
 from monai_remedis.data.multi_instance import MultiInstanceDataset
-from monai_remedis.data.readers import MedicalDicomReader, MedicalImageReader, TiffReader, read_image
+from monai_remedis.data.readers import MedicalDicomReader, MedicalImageReader, TiffReader, check_readable, read_image
 from monai_remedis.data.stain import RandHEDJitterd
 from monai_remedis.data.transforms import EnsureImaged, MultiViewd
 
@@ -36,6 +36,7 @@ __all__ = [
     "RandGrayscaled",
     "RandHEDJitterd",
     "TiffReader",
+    "check_readable",
     "checked_splits",
     "dicom_folder_datalist",
     "folder_datalist",
