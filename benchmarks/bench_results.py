@@ -38,11 +38,10 @@ from typing import Any
 import torch
 from monai.bundle import ConfigParser
 
+from monai_remedis.apps.aptos import aptos_datalist, aptos_splits
 from monai_remedis.backbones import create_backbone
 from monai_remedis.configs import bundle_parser
-from monai_remedis.data.aptos import aptos_datalist, aptos_splits
-from monai_remedis.data.builders import npz_splits, prepare_splits
-from monai_remedis.data.datalists import natural_image_npz_datalist
+from monai_remedis.data.builders import checked_splits, natural_image_npz_datalist, npz_splits
 from monai_remedis.data.paths import PROJECT_ROOT, data_path
 from monai_remedis.stages import (
     EvaluateStage,
@@ -131,7 +130,9 @@ def _bundle(name: str) -> ConfigParser:
 
 def _splits(spec: dict[str, Any], limit: int | None) -> dict[str, list[dict[str, Any]]]:
     raw = npz_splits(data_path(*spec["file"]), 2, site=spec["site"])
-    splits = prepare_splits(raw, limit=limit, on_duplicate="drop")  # test kept, copies leave train/val
+    splits = checked_splits(
+        raw, limit=limit, on_duplicate="drop", on_label_conflict="ignore"
+    )  # test kept, copies leave train/val
     names = {"training": "train", "validation": "val", "test": "test"}
     return {names[k]: [dict(item, split=names[k]) for item in v] for k, v in splits.items()}
 

@@ -1,7 +1,16 @@
-"""Datalist builders behind ``python -m monai_remedis datalist`` and the bundles' split configs.
+"""The datalist API: lists of dicts in MONAI's decathlon style, behind the bundles' configs and
+``python -m monai_remedis datalist``.
 
-Sources: a folder of class subfolders (or a flat folder with the class in the file name), a CSV table, a DICOM
-folder walk (labels from a CSV), a MedMNIST ``.npz``. Every datalist ends the same way: :func:`split_datalist`
+Every item has ``"image"`` (a file path, or an in-memory channel-first ``numpy`` array for ``.npz`` sources, in
+MONAI's file layout: see :mod:`monai_remedis.data.layout`) and optionally ``"label"`` (int), ``"patient_id"``,
+``"site"`` and ``"id"`` (a stable identifier used in reports and duplicate checks).
+
+Sources: a folder of class subfolders (or a flat folder with the class in the file name, :func:`folder_datalist`),
+a CSV table (:func:`table_datalist`), a DICOM folder walk with labels from a CSV (:func:`dicom_folder_datalist`), a
+MedMNIST-style ``.npz`` (:func:`medmnist_datalist` for one split, :func:`npz_splits` for all three,
+:func:`natural_image_npz_datalist` for class-balanced heads of natural images). JSON in and out:
+:func:`load_datalist`, :func:`write_datalist` (and :func:`export_npz_splits` to turn arrays into files first).
+Every datalist ends the same way: :func:`split_datalist`
 (for sources without splits), then :func:`checked_splits`, which every bundle's ``common.yaml`` applies to its
 ``datalist`` (whatever source or command-line override it came from):
 
@@ -38,14 +47,6 @@ from typing import Any
 
 import numpy as np
 
-from monai_remedis.data.datalists import (
-    IMAGE_SUFFIXES,
-    MEDMNIST_SPLITS,
-    csv_datalist,
-    from_monai_layout,
-    image_folder_datalist,
-    medmnist_datalist,
-)
 from monai_remedis.data.duplicates import (
     CrossSplitDuplicate,
     HashFn,
@@ -54,15 +55,12 @@ from monai_remedis.data.duplicates import (
     find_cross_split_duplicates,
     find_label_conflicts,
 )
-from monai_remedis.data.patient_split import (
-    add_patient_ids,
-    check_patient_disjoint,
-    mini_mias_patient_id,
-    patient_split,
-)
+from monai_remedis.data.layout import from_monai_layout, to_monai_layout
+from monai_remedis.data.patient_split import add_patient_ids, check_patient_disjoint, patient_split
 
 __all__ = [
     "DUPLICATE_POLICIES",
+    "IMAGE_SUFFIXES",
     "LABEL_CONFLICT_POLICIES",
     "SPLIT_KEYS",
     "checked_splits",
@@ -71,9 +69,11 @@ __all__ = [
     "export_npz_splits",
     "folder_datalist",
     "limit_per_label",
+    "load_datalist",
+    "medmnist_datalist",
+    "natural_image_npz_datalist",
     "npz_splits",
     "patient_id_function",
-    "prepare_splits",
     "resolve_duplicates",
     "resolve_label_conflicts",
     "split_datalist",
@@ -83,6 +83,8 @@ __all__ = [
 
 logger = logging.getLogger("monai_remedis")
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".tif", ".tiff", ".dcm", ".nii", ".nii.gz")
+MEDMNIST_SPLITS = ("train", "val", "test")
 SPLIT_KEYS = ("training", "validation", "test")
 DUPLICATE_POLICIES = ("error", "drop", "drop_validation", "ignore")
 LABEL_CONFLICT_POLICIES = ("error", "drop", "ignore")
@@ -142,16 +144,20 @@ def _path_regex(spec: str, what: str) -> Callable[[Any], str]:
     return from_regex
 
 
-def patient_id_function(spec: str) -> Callable[[Any], str]:
-    """Patient id from an image path: ``"mini-mias"`` pairs consecutive mini-MIAS references (left/right breast of
-    one woman); anything else is a regular expression whose match (first group if any) in the path is the id.
+def patient_id_function(spec: str | Callable[[Any], str]) -> Callable[[Any], str]:
+    """Patient id from an image path: a function (returned as is), a dataset convention named in
+    :data:`monai_remedis.apps.PATIENT_ID_SCHEMES` (``"mini-mias"`` pairs consecutive mini-MIAS references, the
+    left/right breast of one woman), or else a regular expression whose match (first group if any) in the path is
+    the id.
 
     Raises:
         ValueError: (when called) a path the expression does not match.
     """
-    if spec.lower() in ("mini-mias", "mini_mias", "mias"):
-        return mini_mias_patient_id
-    return _path_regex(spec, "patient-id")
+    if callable(spec):
+        return spec
+    from monai_remedis.apps import PATIENT_ID_SCHEMES  # dataset conventions live in the apps package
+
+    return PATIENT_ID_SCHEMES.get(spec.lower()) or _path_regex(spec, "patient-id")
 
 
 # ---- splits and duplicates ----------------------------------------------------------------------------------------
@@ -312,13 +318,22 @@ def resolve_label_conflicts(
     return _without(splits, {(c.split, i) for c in found for i in c.indices}), found
 
 
-def limit_per_label(items: Sequence[Any], limit: int | None) -> list[Any]:
-    """The first ``limit`` items taken round-robin across labels, in their original order.
+def limit_per_label(items: Sequence[Any], limit: int | None, interleave: bool = False) -> list[Any]:
+    """The first ``limit`` items taken round-robin across labels (each label's items in their order).
 
     A folder datalist is sorted by class, so its first N items are often all one class; drawing in turn from each
     label keeps smoke runs (and their metrics) meaningful. Items without a label count as one group.
+
+    Args:
+        items: datalist.
+        limit: items to keep; None keeps all.
+        interleave: return the items in the order drawn (labels in turn) instead of their original order.
+
+    Example:
+        >>> [i["id"] for i in limit_per_label([{"id": n, "label": n // 2} for n in range(6)], 4, interleave=True)]
+        [0, 2, 4, 1]
     """
-    if limit is None or limit >= len(items):
+    if limit is None or (limit >= len(items) and not interleave):
         return list(items)
     groups: dict[str, list[int]] = {}
     for index, item in enumerate(items):
@@ -326,12 +341,13 @@ def limit_per_label(items: Sequence[Any], limit: int | None) -> list[Any]:
         groups.setdefault(str(label), []).append(index)
     queues = [iter(indices) for indices in groups.values()]
     chosen: list[int] = []
-    while len(chosen) < limit:
+    wanted = min(limit, len(items))
+    while len(chosen) < wanted:
         for queue in queues:
             index = next(queue, None)
-            if index is not None and len(chosen) < limit:
+            if index is not None and len(chosen) < wanted:
                 chosen.append(index)
-    return [items[i] for i in sorted(chosen)]
+    return [items[i] for i in (chosen if interleave else sorted(chosen))]
 
 
 def checked_splits(
@@ -373,14 +389,38 @@ def checked_splits(
     return resolve_label_conflicts(kept, on_label_conflict, hash_fn=cached_hash)[0]
 
 
-def prepare_splits(
-    splits: Mapping[str, Sequence[Any]], limit: int | None = None, on_duplicate: str = "error"
-) -> dict[str, list[Any]]:
-    """:func:`checked_splits` without the label-conflict check (kept for existing callers)."""
-    return checked_splits(splits, limit=limit, on_duplicate=on_duplicate, on_label_conflict="ignore")
-
-
 # ---- sources ------------------------------------------------------------------------------------------------------
+
+
+def _class_folder_items(root: Path, class_names: Sequence[str], suffixes: Sequence[str]) -> list[dict[str, Any]]:
+    """Items of ``root/<class_name>/<image>``; labels are indices into ``class_names``."""
+    items = []
+    for label, name in enumerate(class_names):
+        for file in sorted((root / name).rglob("*")):
+            if file.is_file() and file.name.lower().endswith(tuple(suffixes)):
+                items.append({"image": str(file), "label": label, "id": str(file.relative_to(root))})
+    if not items:
+        raise FileNotFoundError(f"no images with suffixes {tuple(suffixes)} in class folders under {root}.")
+    return items
+
+
+def _csv_items(
+    csv_path: Path, image_column: str, base_dir: str | Path | None, suffix: str, columns: Sequence[str]
+) -> list[dict[str, Any]]:
+    """One item per CSV row: ``image`` (resolved against ``base_dir``, default the CSV's folder), ``id`` (the
+    image value) and the non-empty ``columns``."""
+    base = Path(base_dir) if base_dir else csv_path.parent
+    with open(csv_path, newline="") as f:
+        items = []
+        for row in csv.DictReader(f):
+            image = Path(row[image_column] + suffix)
+            item: dict[str, Any] = {
+                "image": str(image if image.is_absolute() else base / image),
+                "id": row[image_column],
+            }
+            item.update({c: row[c] for c in columns if c in row and row[c] != ""})
+            items.append(item)
+    return items
 
 
 def folder_datalist(
@@ -423,7 +463,7 @@ def folder_datalist(
         names = names or list(class_names or [])
     else:
         names = list(class_names) if class_names else sorted(p.name for p in root.iterdir() if p.is_dir())
-        items = image_folder_datalist(root, suffixes=suffixes, class_names=names)
+        items = _class_folder_items(root, names, suffixes)
     if patient_from:
         items = add_patient_ids(items, patient_id_function(patient_from))
     return items, names
@@ -472,7 +512,7 @@ def table_datalist(
     if label_column and label_column not in columns:
         raise KeyError(f"{csv_path}: no column '{label_column}'; columns are {', '.join(columns)}.")
     extra = [c for c in (label_column, patient_column, site_column) if c]
-    items = csv_datalist(csv_path, image_column, None, base_dir=base_dir, suffix=suffix, extra_columns=extra)
+    items = _csv_items(Path(csv_path), image_column, base_dir, suffix, extra)
     renames = {patient_column: "patient_id", site_column: "site"}
     items = [{renames.get(k, k): v for k, v in item.items()} for item in items]
     if not label_column:
@@ -602,6 +642,63 @@ def dicom_folder_datalist(
     return [by_id.get(item["id"], item) for item in items], names
 
 
+def _npz_arrays(path: Path, image_key: str, label_key: str | None) -> tuple[np.ndarray, np.ndarray | None]:
+    if not path.is_file():
+        raise FileNotFoundError(f"dataset file not found: {path}")
+    with np.load(path, allow_pickle=False) as npz:
+        if image_key not in npz:
+            raise KeyError(f"{path} has no array '{image_key}'; arrays: {', '.join(npz.files)}.")
+        images = npz[image_key]
+        labels = npz[label_key].reshape(len(images), -1) if label_key and label_key in npz else None
+    return images, labels
+
+
+def medmnist_datalist(
+    path: str | Path, split: str = "train", spatial_dims: int = 2, limit: int | None = None, site: str | None = None
+) -> list[dict[str, Any]]:
+    """Datalist of one split of a MedMNIST-style ``.npz`` (keys ``{split}_images``, ``{split}_labels``).
+
+    Images become channel-first ``uint8`` arrays in MONAI's file layout (see
+    :func:`~monai_remedis.data.layout.to_monai_layout`): ``(1, W, H)`` for grayscale, ``(3, W, H)`` for RGB,
+    ``(1, W, H, D)`` for 3D; single-label tasks get an ``int`` label, multi-label tasks a float vector.
+
+    Args:
+        path: the ``.npz`` file.
+        split: ``train``, ``val`` or ``test``.
+        spatial_dims: 2 for images, 3 for volumes (e.g. AdrenalMNIST3D).
+        limit: keep only the first ``limit`` items (smoke tests).
+        site: optional site name stored in each item.
+    """
+    if split not in MEDMNIST_SPLITS:
+        raise ValueError(f"split must be one of {MEDMNIST_SPLITS}, got '{split}'.")
+    path = Path(path)
+    images, labels = _npz_arrays(path, f"{split}_images", f"{split}_labels")
+    stop = len(images) if limit is None else min(limit, len(images))
+    images = to_monai_layout(images[:stop], spatial_dims)
+    items = []
+    for i in range(stop):
+        item: dict[str, Any] = {"image": images[i], "id": f"{path.stem}/{split}/{i}"}
+        if labels is not None:
+            item["label"] = int(labels[i, 0]) if labels.shape[1] == 1 else labels[i].astype(np.float32)
+        if site:
+            item["site"] = site
+        items.append(item)
+    return items
+
+
+def natural_image_npz_datalist(
+    path: str | Path, split: str = "train", limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Datalist from a natural-image ``.npz`` with ``{split}_images`` (N,H,W,3) and ``{split}_labels``
+    (e.g. ``cifar10_subset.npz``), for supervised pretraining.
+
+    ``limit`` keeps a class-balanced head, the classes taken in turn (:func:`limit_per_label` with
+    ``interleave=True``): the CIFAR-10 subset is sorted by class, so its first N items would be a single class.
+    """
+    items = medmnist_datalist(path, split=split, spatial_dims=2)
+    return items if limit is None else limit_per_label(items, limit, interleave=True)
+
+
 def npz_splits(
     npz_path: str | Path, spatial_dims: int | None = None, site: str | None = None
 ) -> dict[str, list[dict[str, Any]]]:
@@ -626,7 +723,7 @@ def export_npz_splits(
 
     Files go to ``export_dir/<split>/<index>.png`` (or ``.nii.gz``), the index being the item's position in its
     source split, so ids and file names agree. Items are ``(C, x, y[, z])`` (see
-    :func:`~monai_remedis.data.datalists.to_monai_layout`) and the files read back through MONAI's readers as the
+    :func:`~monai_remedis.data.layout.to_monai_layout`) and the files read back through MONAI's readers as the
     same arrays: PNGs are written row-major (``(y, x)``), NIfTI data as ``(x, y, z)`` with an identity affine.
     """
     import nibabel as nib
@@ -651,6 +748,19 @@ def export_npz_splits(
     return out
 
 
+def load_datalist(path: str | Path, key: str = "training") -> list[dict[str, Any]]:
+    """Read one split of a decathlon-style JSON datalist (relative image paths resolve against the JSON's folder).
+
+    An empty split (e.g. ``"test": []`` from ``datalist ... --test 0``) gives an empty list; MONAI's
+    ``load_decathlon_datalist`` fails on one.
+    """
+    from monai.data import load_decathlon_datalist
+
+    if Path(path).is_file() and json.loads(Path(path).read_text()).get(key, None) == []:
+        return []
+    return load_decathlon_datalist(str(path), is_segmentation=False, data_list_key=key)
+
+
 def write_datalist(
     splits: Mapping[str, Sequence[Mapping[str, Any]]],
     path: str | Path,
@@ -659,7 +769,7 @@ def write_datalist(
     source: str | None = None,
 ) -> Path:
     """Write a decathlon-style JSON (``training``/``validation``/``test`` plus ``labels``, ``num*`` counts and the
-    dropped duplicates), readable with :func:`monai_remedis.data.load_datalist`.
+    dropped duplicates), readable with :func:`load_datalist`.
 
     Raises:
         TypeError: an item whose image is not a file path (export in-memory arrays first).

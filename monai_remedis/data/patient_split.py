@@ -3,53 +3,34 @@
 Images of one patient (both breasts, follow-up scans, several views) are strongly correlated: putting them in
 different splits inflates validation and test scores. :func:`patient_split` assigns whole patients to splits,
 deterministically for a given seed, stratified by label where the data allow it. :func:`check_patient_disjoint`
-verifies any set of splits.
-
-mini-MIAS: the database numbers the left and right mammograms of each woman consecutively (mdb001/mdb002,
-mdb003/mdb004, ...); :func:`mini_mias_patient_id` maps a reference or file name to that pair.
+verifies any set of splits. Dataset conventions for patient ids (mini-MIAS) live in :mod:`monai_remedis.apps`.
 """
 
 from __future__ import annotations
 
 import math
 import random
-import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 __all__ = [
     "DEFAULT_FRACTIONS",
     "add_patient_ids",
     "check_patient_disjoint",
-    "mini_mias_patient_id",
     "patient_split",
 ]
 
 DEFAULT_FRACTIONS: dict[str, float] = {"train": 0.7, "val": 0.15, "test": 0.15}
 
-_MIAS_REF = re.compile(r"mdb(\d{3})", re.IGNORECASE)
 
+def __getattr__(name: str) -> Any:
+    """Deprecated re-export: ``mini_mias_patient_id`` moved to :mod:`monai_remedis.apps.mini_mias`."""
+    if name == "mini_mias_patient_id":
+        from monai_remedis.apps.mini_mias import mini_mias_patient_id
 
-def mini_mias_patient_id(ref_or_path: str | Path) -> str:
-    """Patient (woman) of a mini-MIAS image: ``mdb001``/``mdb002`` -> ``"mdb001-002"``.
-
-    Args:
-        ref_or_path: a reference (``"mdb023"``) or any file name/path containing one
-            (``".../benign/mdb001.png"``, ``"mdb001_benign.pgm"``).
-
-    Returns:
-        ``"mdbNNN-MMM"`` with NNN odd and MMM = NNN + 1.
-
-    Raises:
-        ValueError: no ``mdbNNN`` reference in the name, or number 0.
-    """
-    match = _MIAS_REF.search(Path(str(ref_or_path)).name) or _MIAS_REF.search(str(ref_or_path))
-    if match is None or int(match.group(1)) == 0:
-        raise ValueError(f"not a mini-MIAS reference (mdbNNN, NNN >= 1): {ref_or_path!r}")
-    first = 2 * ((int(match.group(1)) + 1) // 2) - 1
-    return f"mdb{first:03d}-{first + 1:03d}"
+        return mini_mias_patient_id
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def add_patient_ids(
@@ -62,7 +43,7 @@ def add_patient_ids(
 
     Args:
         items: datalist.
-        id_fn: e.g. :func:`mini_mias_patient_id`.
+        id_fn: e.g. :func:`monai_remedis.apps.mini_mias.mini_mias_patient_id`.
         key: item entry passed to ``id_fn`` (the image path by default).
         patient_key: where to store the id.
 

@@ -14,9 +14,9 @@ What this module adds on top of MONAI and pydicom (it configures or subclasses t
   (first page only) or ITK, and its ``TiffFileWSIReader`` is for whole-slide patches, not for ``LoadImage``.
 * :class:`MedicalImageReader` -- picks the reader from the file name (DICOM, NIfTI via ``NibabelReader``, TIFF,
   PNG/JPEG/PGM via ``PILReader``), so one ``LoadImaged`` handles a mixed datalist.
-* :func:`read_image`, :func:`read_dicom_image`, :func:`read_nifti_ras`: one call from a path to
-  ``(float32 channel-first array, metadata)``.
-* :func:`load_image_transforms`, :func:`nifti_load_transforms`: the same as dictionary transform chains.
+* :func:`read_image`, :func:`read_dicom_image`: one call from a path to ``(float32 channel-first array,
+  metadata)``; ``axcodes="RAS"`` reorients NIfTI volumes.
+* :func:`load_image_transforms`: the same as a dictionary transform chain (``axcodes`` adds ``Orientationd``).
 
 Array layout: every reader here follows MONAI's convention (as ``PILReader`` with ``reverse_indexing=True`` and
 ``PydicomReader`` with ``swap_ij=True`` do): channel first, then x (columns), then y (rows), then frames / pages /
@@ -74,10 +74,8 @@ __all__ = [
     "dicom_intensities",
     "frame_datasets",
     "load_image_transforms",
-    "nifti_load_transforms",
     "read_dicom_image",
     "read_image",
-    "read_nifti_ras",
 ]
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
@@ -711,24 +709,6 @@ def read_dicom_image(path: PathLike, apply_voi: VoiOption = False, **reader_kwar
     return _load(path, MedicalDicomReader(apply_voi=apply_voi, **reader_kwargs), axcodes=None)
 
 
-def read_nifti_ras(path: PathLike, axcodes: str = "RAS") -> tuple[np.ndarray, dict]:
-    """Read a NIfTI file with ``NibabelReader`` and reorient it (default RAS).
-
-    4D files come back with the 4th axis (time, diffusion direction...) as channels: ``(T, x, y, z)``.
-
-    Args:
-        path: ``.nii`` or ``.nii.gz`` file.
-        axcodes: target orientation.
-
-    Returns:
-        ``(array, meta)``; ``meta["affine"]`` is the reoriented affine.
-
-    Raises:
-        UnreadableImageError: naming the file.
-    """
-    return _load(path, MedicalImageReader(), axcodes=axcodes)
-
-
 def load_image_transforms(
     keys: KeysCollection = "image",
     apply_voi: VoiOption = False,
@@ -751,19 +731,6 @@ def load_image_transforms(
     if axcodes is not None:
         chain.append(Orientationd(keys=keys, axcodes=axcodes))
     return Compose(chain)
-
-
-def nifti_load_transforms(keys: KeysCollection = "image", axcodes: str = "RAS") -> Compose:
-    """``LoadImaged(NibabelReader)`` + ``Orientationd(axcodes)`` for NIfTI volumes.
-
-    Args:
-        keys: keys of the NIfTI paths.
-        axcodes: target orientation, default RAS.
-
-    Returns:
-        the transform chain; 4D files have their 4th axis as channels.
-    """
-    return load_image_transforms(keys, axcodes=axcodes)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -21,8 +21,8 @@ class EnsureImaged(MapTransform):
 
     Datalists from ``.npz`` sources carry arrays; those from folders, CSV or DICOM carry paths. This transform
     lets one bundle pipeline take either. Both are in MONAI's file layout ``(C, x, y[, z])`` (x = columns): the
-    readers return it, and :func:`~monai_remedis.data.datalists.medmnist_datalist` lays arrays out the same way
-    (see :func:`~monai_remedis.data.datalists.to_monai_layout`); arrays are not transposed here.
+    readers return it, and :func:`~monai_remedis.data.builders.medmnist_datalist` lays arrays out the same way
+    (see :func:`~monai_remedis.data.layout.to_monai_layout`); arrays are not transposed here.
 
     Args:
         keys: keys to load.

@@ -20,7 +20,6 @@ from monai_remedis.evaluation.statistics import (
     classification_metrics,
     expected_calibration_error,
     label_reduction_factor,
-    paired_bootstrap_difference,
     paired_seed_bootstrap_difference,
     summarise_sweep,
 )
@@ -40,7 +39,6 @@ __all__ = [
     "expected_calibration_error",
     "extract_features",
     "label_reduction_factor",
-    "paired_bootstrap_difference",
     "paired_seed_bootstrap_difference",
     "summarise_sweep",
     "tag_split",

@@ -54,6 +54,7 @@ __all__ = [
     "file_fingerprint",
     "fit_logistic_regression",
     "single_thread",
+    "sklearn_c",
     "train_linear_probe",
 ]
 
@@ -255,6 +256,12 @@ def fit_logistic_regression(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Multinomial logistic regression by full-batch L-BFGS: ``min mean CE(xW + b, y) + l2/2 * ||W||^2``.
 
+    The same model as ``sklearn.linear_model.LogisticRegression(C=sklearn_c(l2, N, K))`` (L2 penalty, lbfgs,
+    unpenalised intercept), whose objective is ``C * sum CE + 1/2 ||W||^2``: dividing it by ``C * N`` gives ours
+    with ``l2 = 1 / (C * N)``. For ``K = 2`` scikit-learn fits one weight vector ``v = w_1 - w_0`` while the softmax
+    here fits two; at the optimum ``w_0 = -w_1``, so the penalty on ``v`` is ``l2/4 ||v||^2`` and ``C`` doubles
+    (:func:`sklearn_c`). ``tests/evaluation/test_metrics_against_sklearn.py`` checks the probabilities agree.
+
     Args:
         x: ``(N, D)`` features (standardise them first).
         y: ``(N,)`` integer labels.
@@ -290,6 +297,12 @@ def fit_logistic_regression(
 
     optimizer.step(closure)
     return weight.detach().float(), bias.detach().float()
+
+
+def sklearn_c(l2: float, n: int, num_classes: int) -> float:
+    """scikit-learn's ``C`` for the model :func:`fit_logistic_regression` fits with penalty ``l2`` on ``n`` samples:
+    ``1 / (l2 * n)``, twice that for two classes (see there)."""
+    return (2.0 if num_classes == 2 else 1.0) / (l2 * n)
 
 
 @contextlib.contextmanager

@@ -30,7 +30,6 @@ __all__ = [
     "classification_metrics",
     "expected_calibration_error",
     "label_reduction_factor",
-    "paired_bootstrap_difference",
     "paired_seed_bootstrap_difference",
     "summarise_sweep",
 ]
@@ -74,7 +73,9 @@ def binary_auc(scores: np.ndarray, targets: np.ndarray) -> float:
     """Area under the ROC curve of ``scores`` for the binary ``targets`` (Mann-Whitney U / (n_pos * n_neg)).
 
     Tied scores get their average rank, so a tied positive/negative pair counts one half, exactly as in
-    :py:func:`monai.metrics.compute_roc_auc` and ``sklearn.metrics.roc_auc_score``.
+    :py:func:`monai.metrics.compute_roc_auc` and ``sklearn.metrics.roc_auc_score``
+    (``tests/evaluation/test_metrics_against_sklearn.py``). Kept because bootstraps call it thousands of times:
+    about 30x faster per call than ``roc_auc_score`` (``benchmarks/bench_metrics.py``).
 
     Args:
         scores: ``(N,)`` scores, higher meaning more likely positive.
@@ -358,67 +359,6 @@ def bootstrap_ci(
     return BootstrapCI(point, low, high, int(n_boot), int(n_boot - finite.size), float(alpha), groups is not None)
 
 
-def paired_bootstrap_difference(
-    probs_a: np.ndarray,
-    probs_b: np.ndarray,
-    labels: np.ndarray,
-    metric_fn: MetricFn,
-    n_boot: int = 1000,
-    alpha: float = 0.05,
-    seed: int = 0,
-    groups: np.ndarray | None = None,
-) -> dict[str, Any]:
-    """Paired bootstrap of ``metric(a) - metric(b)`` for two models scored on the same test set.
-
-    Each resample uses the same indices (or patients, with ``groups``) for both models, so the shared
-    test-set variability cancels. The two-sided p-value inverts the percentile interval:
-    ``p = min(1, 2 * min((1 + #{d* <= 0}) / (1 + B), (1 + #{d* >= 0}) / (1 + B)))`` over the ``B`` defined
-    resampled differences ``d*``; identical models give ``p = 1``, and the smallest reachable value is
-    ``2 / (B + 1)``.
-
-    Args:
-        probs_a: ``(N, ...)`` predictions of model A.
-        probs_b: ``(N, ...)`` predictions of model B, same rows as A.
-        labels: ``(N,)`` labels.
-        metric_fn: ``f(probs, labels) -> float``; resamples where either model's metric is non-finite are skipped.
-        n_boot: number of resamples.
-        alpha: ``1 - alpha`` percentile interval of the difference.
-        seed: seed of the ``numpy`` generator.
-        groups: optional ``(N,)`` patient ids for a cluster bootstrap.
-
-    Returns:
-        dict with ``diff`` (A - B on the full data), ``low``, ``high``, ``p_value``, ``metric_a``, ``metric_b``,
-        ``n_boot``, ``n_skipped`` and ``cluster``.
-    """
-    pa, pb, y = np.asarray(probs_a), np.asarray(probs_b), np.asarray(labels)
-    if pa.shape[0] != y.shape[0] or pb.shape[0] != y.shape[0]:
-        raise ValueError("probs_a, probs_b and labels must have the same length.")
-    metric_a, metric_b = float(metric_fn(pa, y)), float(metric_fn(pb, y))
-    resampler = _Resampler(y.shape[0], groups, seed)
-    diffs = np.empty(n_boot, dtype=float)
-    for i in range(n_boot):
-        idx = resampler.draw()
-        diffs[i] = metric_fn(pa[idx], y[idx]) - metric_fn(pb[idx], y[idx])
-    finite = diffs[np.isfinite(diffs)]
-    low, high = _percentiles(finite, alpha)
-    if finite.size:
-        n_le, n_ge = np.sum(finite <= 0), np.sum(finite >= 0)
-        p_value = min(1.0, 2.0 * min(n_le + 1, n_ge + 1) / (finite.size + 1))
-    else:
-        p_value = float("nan")
-    return {
-        "diff": metric_a - metric_b,
-        "low": low,
-        "high": high,
-        "p_value": float(p_value),
-        "metric_a": metric_a,
-        "metric_b": metric_b,
-        "n_boot": int(n_boot),
-        "n_skipped": int(n_boot - finite.size),
-        "cluster": groups is not None,
-    }
-
-
 def paired_seed_bootstrap_difference(
     probs_a: Sequence[np.ndarray],
     probs_b: Sequence[np.ndarray],
@@ -435,8 +375,10 @@ def paired_seed_bootstrap_difference(
     label-fraction sweep: on the same labelled subset), scored on the same test images. Each replicate resamples
     the test images (or patients, with ``groups``) once for every model *and* the seed pairs with replacement, so
     the interval covers both test-set sampling and seed-to-seed training variation, while the pairing (same
-    images, same labelled subset) cancels what the two inits share. With one seed this is
-    :py:func:`paired_bootstrap_difference`. The p-value is computed as there, over the replicate differences.
+    images, same labelled subset) cancels what the two inits share. With one seed it is the plain paired bootstrap of
+    two models on one test set. The two-sided p-value inverts the percentile interval:
+    ``p = min(1, 2 * min((1 + #{d* <= 0}) / (1 + B), (1 + #{d* >= 0}) / (1 + B)))`` over the ``B`` defined
+    replicate differences ``d*``; identical models give ``p = 1``, and the smallest reachable value is ``2 / (B + 1)``.
 
     Args:
         probs_a: per-seed ``(N, ...)`` predictions of init A.

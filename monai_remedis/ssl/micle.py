@@ -12,8 +12,8 @@ from monai_remedis.ssl.simclr import SimCLR
 class MICLe(SimCLR):
     """MICLe strategy: SimCLR's NT-Xent on views that may come from two different images of one patient.
 
-    The pairing happens in the data pipeline: :class:`monai_remedis.data.multi_instance.MultiInstanceViewsd`
-    makes ``view_0`` from the item's image and ``view_1`` from another image of the same patient when the
+    The pairing happens in the data: :class:`monai_remedis.data.MultiInstanceDataset` decodes every image once
+    and makes ``view_0`` from the item's image and ``view_1`` from another image of the same patient when the
     datalist has ``patient_id`` and the patient has more than one image; otherwise both views come from the same
     image and MICLe is exactly SimCLR. Enable it in a bundle with the ``micle.yaml`` overlay.
 

@@ -22,7 +22,6 @@ from monai_remedis.data.builders import (
     limit_per_label,
     npz_splits,
     patient_id_function,
-    prepare_splits,
     resolve_duplicates,
     split_datalist,
     table_datalist,
@@ -205,7 +204,7 @@ def test_a_copied_file_in_two_splits_is_refused_by_path(tmp_path: Path, mias: Pa
     with pytest.raises(ValueError) as err:
         resolve_duplicates(splits)
     assert str(source) in str(err.value) and "renamed_copy.png" in str(err.value)
-    assert prepare_splits(splits, limit=1, on_duplicate="drop") == {"training": [], "test": splits["test"]}
+    assert checked_splits(splits, limit=1, on_duplicate="drop") == {"training": [], "test": splits["test"]}
 
 
 def test_drop_validation_drops_validation_copies_and_refuses_a_train_test_leak(pneumonia_npz: Path) -> None:
@@ -234,7 +233,6 @@ def test_identical_images_with_two_labels_in_one_split_are_refused_or_all_droppe
     assert checked_splits({"train": same}) == {"train": same}  # same label: a plain within-split copy is kept
     two = [same[0], {**same[1], "label": 1}]
     assert checked_splits({"train": two}, on_label_conflict="ignore") == {"train": two}
-    assert prepare_splits({"train": two}) == {"train": two}  # the old helper keeps its behaviour
 
 
 # ---- DICOM ----------------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Datalist builders on the real shared data."""
+"""Datalist sources on the real shared data: MedMNIST-style npz, CSV tables, class folders; the array layout."""
 
 from __future__ import annotations
 
@@ -7,14 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monai_remedis.data import (
-    csv_datalist,
-    image_folder_datalist,
-    medmnist_datalist,
-    natural_image_npz_datalist,
-    to_monai_layout,
-)
-from monai_remedis.data.datalists import from_monai_layout
+from monai_remedis.data import folder_datalist, medmnist_datalist, natural_image_npz_datalist, table_datalist
+from monai_remedis.data.layout import from_monai_layout, to_monai_layout
 
 
 def test_medmnist_pneumonia_splits_match_the_official_counts(pneumonia_npz: Path) -> None:
@@ -46,39 +40,40 @@ def test_unknown_split_and_missing_file_are_named(pneumonia_npz: Path, tmp_path:
         medmnist_datalist(tmp_path / "missing.npz")
 
 
-def test_csv_datalist_on_ham10000(data_dir: Path) -> None:
+def test_table_datalist_on_ham10000(data_dir: Path) -> None:
     root = data_dir / "ham10000_subset"
-    items = csv_datalist(
+    items, names = table_datalist(
         root / "labels.csv",
         image_column="image_id",
         label_column="label",
         base_dir=root / "images",
         suffix=".jpg",
-        extra_columns=("lesion_id", "dx"),
+        patient_column="lesion_id",
     )
-    assert len(items) == 1487
+    assert len(items) == 1487 and names is None  # integer labels need no class names
     assert {d["label"] for d in items} == set(range(7))
     assert all(Path(d["image"]).is_file() for d in items[:20])
-    assert items[0]["lesion_id"].startswith("HAM_")
+    assert items[0]["patient_id"].startswith("HAM_")
 
 
-def test_csv_errors_name_column_and_line(tmp_path: Path) -> None:
+def test_table_errors_name_the_missing_column(tmp_path: Path) -> None:
     csv_path = tmp_path / "list.csv"
-    csv_path.write_text("path,label\na.png,1\nb.png,x\n")
-    with pytest.raises(KeyError, match="'image'.*path, label"):
-        csv_datalist(csv_path)
-    with pytest.raises(ValueError, match="line 3"):
-        csv_datalist(csv_path, image_column="path")
+    csv_path.write_text("file,label\na.png,1\n")
+    with pytest.raises(KeyError, match="no image column.*file, label"):
+        table_datalist(csv_path)
+    with pytest.raises(KeyError, match="'grade'.*file, label"):
+        table_datalist(csv_path, image_column="file", label_column="grade")
 
 
-def test_image_folder_datalist(tmp_path: Path) -> None:
+def test_folder_datalist_labels_sorted_class_folders(tmp_path: Path) -> None:
     for cls in ("normal", "pneumonia"):
         (tmp_path / cls).mkdir()
         (tmp_path / cls / f"{cls}_1.png").write_bytes(b"")
-    items = image_folder_datalist(tmp_path)
+    items, names = folder_datalist(tmp_path)
+    assert names == ["normal", "pneumonia"]
     assert [(Path(d["image"]).parent.name, d["label"]) for d in items] == [("normal", 0), ("pneumonia", 1)]
     with pytest.raises(FileNotFoundError):
-        image_folder_datalist(tmp_path / "none")
+        folder_datalist(tmp_path / "none")
 
 
 def test_row_major_batches_take_monai_file_layout_and_back() -> None:
@@ -105,3 +100,9 @@ def test_natural_image_limit_keeps_every_class(cifar_npz: Path) -> None:
     labels = [item["label"] for item in items]
     assert len(items) == 25 and sorted(set(labels)) == list(range(10))
     assert max(labels.count(c) for c in range(10)) - min(labels.count(c) for c in range(10)) <= 1
+
+
+def test_natural_image_limit_takes_the_classes_in_turn(cifar_npz: Path) -> None:
+    """The head interleaves the classes (class of item i is i mod 10 here), as stage 1 has always drawn it."""
+    labels = [item["label"] for item in natural_image_npz_datalist(cifar_npz, "train", limit=20)]
+    assert labels == [*range(10), *range(10)]

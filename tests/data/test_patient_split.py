@@ -10,13 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from monai_remedis.apps.mini_mias import mini_mias_patient_id
 from monai_remedis.data.duplicates import check_disjoint_splits
-from monai_remedis.data.patient_split import (
-    add_patient_ids,
-    check_patient_disjoint,
-    mini_mias_patient_id,
-    patient_split,
-)
+from monai_remedis.data.patient_split import add_patient_ids, check_patient_disjoint, patient_split
 
 DATA = Path(os.environ.get("REMEDIS_DATA", Path(__file__).resolve().parents[2] / ".." / "shared" / "data"))
 MIAS = DATA / "mini_mias_abnormal"
@@ -42,18 +38,6 @@ def _split_of(splits: dict[str, list[dict]]) -> dict[str, set[str]]:
         for item in items:
             where.setdefault(item["image"], set()).add(name)
     return where
-
-
-def test_mini_mias_patient_id_pairs_consecutive_references():
-    assert mini_mias_patient_id("mdb001") == mini_mias_patient_id("mdb002") == "mdb001-002"
-    assert mini_mias_patient_id("mdb003") == mini_mias_patient_id("/x/y/malignant/mdb004.png") == "mdb003-004"
-    assert mini_mias_patient_id("mdb002") != mini_mias_patient_id("mdb003")
-    assert mini_mias_patient_id("mdb023_malignant.pgm") == mini_mias_patient_id("MDB024") == "mdb023-024"
-    assert mini_mias_patient_id("mdb322") == "mdb321-322"
-    with pytest.raises(ValueError, match="ISIC_0024320"):
-        mini_mias_patient_id("ISIC_0024320.jpg")
-    with pytest.raises(ValueError):
-        mini_mias_patient_id("mdb000")
 
 
 @needs_mias

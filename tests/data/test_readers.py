@@ -23,10 +23,8 @@ from monai_remedis.data.readers import (
     UnreadableImageError,
     check_readable,
     load_image_transforms,
-    nifti_load_transforms,
     read_dicom_image,
     read_image,
-    read_nifti_ras,
 )
 
 DATA = Path(os.environ.get("REMEDIS_DATA", Path(__file__).resolve().parents[2] / ".." / "shared" / "data"))
@@ -308,7 +306,7 @@ def test_corrupt_dicom_errors_name_the_file(tmp_path):
 @pytest.mark.skipif(not NIFTI.is_dir(), reason=f"{NIFTI} not found")
 @pytest.mark.parametrize("name", sorted(NIFTI_SHAPES))
 def test_nifti_is_reoriented_to_ras(name):
-    arr, meta = read_nifti_ras(NIFTI / name)
+    arr, meta = read_image(NIFTI / name, axcodes="RAS")
     assert arr.shape == NIFTI_SHAPES[name] and arr.dtype == np.float32
     assert nib.aff2axcodes(np.asarray(meta["affine"])) == ("R", "A", "S")
     canonical = nib.as_closest_canonical(nib.load(NIFTI / name))  # nibabel's own RAS reorientation
@@ -322,7 +320,7 @@ def test_nifti_is_reoriented_to_ras(name):
 def test_nifti_transform_chain_reorients_an_las_volume():
     src = nib.load(NIFTI / "anatomical.nii")
     assert nib.aff2axcodes(src.affine) == ("L", "A", "S")
-    out = nifti_load_transforms(keys="image")({"image": str(NIFTI / "anatomical.nii")})["image"]
+    out = load_image_transforms(keys="image", axcodes="RAS")({"image": str(NIFTI / "anatomical.nii")})["image"]
     assert nib.aff2axcodes(out.affine.numpy()) == ("R", "A", "S")
     original = np.asarray(src.dataobj, dtype=np.float32)
     np.testing.assert_array_equal(out[0].numpy(), original[::-1])  # L->R flips the first axis only

@@ -22,7 +22,7 @@ from monai_remedis.evaluation.statistics import (
     classification_metrics,
     expected_calibration_error,
     label_reduction_factor,
-    paired_bootstrap_difference,
+    paired_seed_bootstrap_difference,
     summarise_sweep,
 )
 
@@ -234,10 +234,10 @@ def test_paired_difference_p_values() -> None:
     good, labels = _informative_binary(400, rng, signal=2.0)
     noise = rng.random(400)
     weak = np.stack([1 - noise, noise], axis=1)
-    better = paired_bootstrap_difference(good, weak, labels, auc_score, n_boot=500)
+    better = paired_seed_bootstrap_difference([good], [weak], labels, auc_score, n_boot=500)
     assert better["diff"] > 0.3 and better["low"] > 0
     assert better["p_value"] <= 2 / 501 + 1e-12
-    same = paired_bootstrap_difference(good, good.copy(), labels, auc_score, n_boot=500)
+    same = paired_seed_bootstrap_difference([good], [good.copy()], labels, auc_score, n_boot=500)
     assert same["diff"] == 0.0 and same["low"] == same["high"] == 0.0 and same["p_value"] == 1.0
 
 
@@ -246,7 +246,7 @@ def test_paired_difference_similar_models_not_significant() -> None:
     probs, labels = _informative_binary(300, rng)
     jitter = np.clip(probs[:, 1] + rng.normal(scale=0.01, size=300), 0, 1)
     other = np.stack([1 - jitter, jitter], axis=1)
-    res = paired_bootstrap_difference(probs, other, labels, auc_score, n_boot=300, groups=np.arange(300) // 3)
+    res = paired_seed_bootstrap_difference([probs], [other], labels, auc_score, n_boot=300, groups=np.arange(300) // 3)
     assert res["low"] < 0 < res["high"] and res["p_value"] > 0.05 and res["cluster"]
 
 

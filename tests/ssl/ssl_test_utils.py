@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 
 from monai_remedis.ssl import SSLStrategy, create_strategy
+from monai_remedis.ssl.plugin import BUILTIN_STRATEGIES
 
 SMALL_KWARGS: dict[str, dict[str, Any]] = {
     "simclr": {"hidden_dim": 16, "projection_dim": 8},
@@ -19,7 +20,8 @@ SMALL_KWARGS: dict[str, dict[str, Any]] = {
 }
 """Strategy kwargs that keep the heads tiny (and make momentum effects visible in one step)."""
 
-BUILTIN = sorted(SMALL_KWARGS)
+BUILTIN = sorted(BUILTIN_STRATEGIES)
+"""The built-in strategies, as registered (plugins get the registry-wide contract test, test_registry_contract)."""
 
 
 class TinyBackbone(nn.Module):

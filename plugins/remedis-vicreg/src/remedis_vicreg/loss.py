@@ -9,8 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from monai_remedis.ssl.distributed import gather_with_grad
-from monai_remedis.ssl.losses.utils import full_precision
+from monai_remedis.plugin_api import full_precision, gather_with_grad
 
 
 def _off_diagonal_sq_sum(c: torch.Tensor) -> torch.Tensor:

@@ -6,8 +6,7 @@ monai-remedis discovers it through ``importlib.metadata`` entry points, imports 
 
 from __future__ import annotations
 
-from monai_remedis.plugins.hookspecs import hookimpl
-from monai_remedis.plugins.registry import Registry
+from monai_remedis.plugin_api import Registry, hookimpl
 
 from remedis_vicreg.backbone import ConvNet
 from remedis_vicreg.strategy import VICReg

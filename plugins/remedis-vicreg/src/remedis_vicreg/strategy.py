@@ -10,9 +10,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
-from monai_remedis.ssl.base import SSLStrategy
-from monai_remedis.ssl.collapse import collapse_logs
-from monai_remedis.ssl.heads import projection_head
+from monai_remedis.plugin_api import SSLStrategy, collapse_logs, projection_head
 
 from remedis_vicreg.loss import VICRegLoss
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monai_remedis.data.aptos import APTOS_SITE, aptos_datalist, aptos_splits, clean_duplicates
+from monai_remedis.apps.aptos import APTOS_SITE, aptos_datalist, aptos_splits, clean_duplicates
 from monai_remedis.data.duplicates import content_hash
 
 # pairs of pixel-identical images listed in aptos2019_dr/SOURCE.md (id_code: grade)
