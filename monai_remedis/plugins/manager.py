@@ -115,10 +115,11 @@ def _register(pm: pluggy.PluginManager, plugin: object, name: str) -> None:
 def _discover(pm: pluggy.PluginManager, failures: list[PluginFailure], sources: dict[str, str]) -> None:
     allow, disabled = _env_list(ALLOW_ENV), _env_list(DISABLE_ENV)
     seen: dict[str, str] = {}
-    for ep in sorted(entry_points(group=hookspecs.PROJECT_NAME), key=lambda e: e.name):
+    # by name; on a name clash our own built-in comes first, whatever the order of sys.path
+    for ep in sorted(entry_points(group=hookspecs.PROJECT_NAME), key=lambda e: (e.name, not _is_builtin(e))):
         dist = _distribution_label(ep)
         if ep.name in seen:
-            if seen[ep.name] != ep.value:  # two distributions claim one name: the first one wins, say so
+            if seen[ep.name] != ep.value:  # two distributions claim one name: the built-in or first one wins
                 failure = PluginFailure(ep.name, dist, f"entry point name already used by {seen[ep.name]}")
                 _report(failures, failure, RuntimeError(failure.error))
             continue  # else the same distribution visible twice on sys.path
