@@ -28,7 +28,12 @@ def main(root: Path) -> None:
         blocks[bundle.name] = {
             tuple(ls[i : i + BLOCK]) for f in files if (ls := lines(f)) for i in range(len(ls) - BLOCK + 1)
         }
-    shared = [line for f in sorted((root / "monai_remedis" / "configs").glob("*")) for line in lines(f)]
+    shared = [
+        line
+        for f in sorted((root / "monai_remedis" / "configs").glob("*"))
+        if f.suffix in (".yaml", ".conf")
+        for line in lines(f)
+    ]
     total = sum(len(v) for v in per_bundle.values())
     sets = [set(v) for v in per_bundle.values()]
     in_all = set.intersection(*sets) if sets else set()

@@ -41,8 +41,9 @@ def test_evaluator_names_each_classifier_and_set(tmp_path: Path, data_dir: Path)
     first, second = result["test (in-distribution)"], result["b: test (in-distribution)"]
     assert first["metrics"]["confusion_matrix"] == second["metrics"]["confusion_matrix"]  # same weights, same scores
     assert first["auc_ci"] == second["auc_ci"]
-    assert result["bright (zero-shot)"]["note"] == "simulated" and result["bright (zero-shot)"]["metrics"]["n_samples"] == 16
-    assert result["bright (zero-shot)"]["auc_ci"]["by_patient"] is False
+    bright = result["bright (zero-shot)"]
+    assert bright["note"] == "simulated" and bright["metrics"]["n_samples"] == 16
+    assert bright["auc_ci"]["by_patient"] is False
 
 
 def test_patient_groups_only_when_ids_exist() -> None:
