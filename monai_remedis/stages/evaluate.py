@@ -30,6 +30,7 @@ import torch
 
 from monai_remedis.backbones.factory import create_backbone
 from monai_remedis.backbones.weights import load_backbone_weights
+from monai_remedis.engines.fingerprint import finished_run, record_fingerprint, sweep_fingerprint
 from monai_remedis.engines.runtime import (
     atomic_write_json,
     is_main_process,
@@ -304,9 +305,9 @@ class EvaluateStage:
         return self.output_dir / "sweep" / init / f"f{fraction:g}_s{seed}"
 
     @staticmethod
-    def _load_done(run_dir: Path) -> tuple[dict[str, Any], np.ndarray | None] | None:
+    def _load_done(run_dir: Path, fingerprint: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray | None] | None:
         done = run_dir / "result.json"
-        if not done.is_file():
+        if not finished_run(run_dir, fingerprint):  # a result of other weights/options/data is never reused
             return None
         pred = run_dir / "predictions.npz"
         probs = np.load(pred)["probs"] if pred.is_file() else None
@@ -351,7 +352,8 @@ class EvaluateStage:
     ) -> tuple[dict[str, Any], np.ndarray | None]:
         """One full fine-tune of the sweep (skipped when its ``result.json`` exists)."""
         run_dir = self._run_dir(init, fraction, seed)
-        finished = self._load_done(run_dir)
+        fingerprint = sweep_fingerprint(self, init, weights, fraction, seed)
+        finished = self._load_done(run_dir, fingerprint)
         if finished is not None:
             return finished
         data = self._decoded_data()
@@ -369,13 +371,15 @@ class EvaluateStage:
             fraction_seed=seed,
             seed=seed,
             linear_probe=self.linear_probe,
-            train_options={"device": self.device, **self.finetune_options},
+            train_options={"device": self.device, **self.finetune_options, "resume": True},  # mid-run resume
         )
         trained = stage.run()
         probs, labels = predict(
             self._load_classifier(trained["classifier"]), test, test_t, self.batch_size, resolve_device(self.device)
         )
         extra = {"num_labels": trained["num_labels"], "best_val_auc": trained.get("best_val_auc")}
+        if is_main_process():
+            record_fingerprint(run_dir, fingerprint)
         finished = self._finish(init, fraction, seed, probs, labels, extra)
         if not self.keep_sweep_checkpoints and is_main_process():
             shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # finished: nothing left to resume
@@ -408,7 +412,8 @@ class EvaluateStage:
         self, init: str, features: Mapping[str, FeatureSet | None], fraction: float, seed: int
     ) -> tuple[dict[str, Any], np.ndarray | None]:
         """One linear-probe run of the sweep (skipped when its ``result.json`` exists)."""
-        finished = self._load_done(self._run_dir(init, fraction, seed))
+        fingerprint = sweep_fingerprint(self, init, self.sweep_inits[init], fraction, seed)
+        finished = self._load_done(self._run_dir(init, fraction, seed), fingerprint)
         if finished is not None:
             return finished
         train, val, test = features["train"], features.get("val"), features["test"]
@@ -425,11 +430,13 @@ class EvaluateStage:
         )
         probs = probe.predict_proba(test.features)
         extra = {"num_labels": int(idx.numel()), "best_val_auc": probe.val_auc, "l2": probe.l2}
+        if is_main_process():
+            record_fingerprint(self._run_dir(init, fraction, seed), fingerprint)
         return self._finish(init, fraction, seed, probs, test.labels.numpy(), extra)
 
     def _run_finetunes(self) -> dict[RunKey, tuple[dict[str, Any], np.ndarray | None]]:
         jobs = [(i, w, f, s) for i, w in self.sweep_inits.items() for f in self.fractions for s in self.seeds]
-        pending = [j for j in jobs if not (self._run_dir(j[0], j[2], j[3]) / "result.json").is_file()]
+        pending = [j for j in jobs if not finished_run(self._run_dir(j[0], j[2], j[3]), sweep_fingerprint(self, *j))]
         if self.workers > 1 and len(pending) > 1:
             self._decoded_data()
             threads = max(1, torch.get_num_threads() // self.workers)
@@ -446,7 +453,9 @@ class EvaluateStage:
         results = {}
         for init, weights in self.sweep_inits.items():
             keys = [(f, s) for f in self.fractions for s in self.seeds]
-            done = all((self._run_dir(init, f, s) / "result.json").is_file() for f, s in keys)
+            done = all(
+                finished_run(self._run_dir(init, f, s), sweep_fingerprint(self, init, weights, f, s)) for f, s in keys
+            )
             features = {} if done else self._probe_features(init, weights)  # a finished init needs no features
             for f, s in keys:
                 results[(init, f, s)] = self._probe_one(init, features, f, s)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch.nn as nn
 
 from monai_remedis.backbones.weights import load_backbone_weights
+from monai_remedis.engines.fingerprint import claim_run_dir, make_fingerprint, release_run_dir
 from monai_remedis.engines.runtime import (
     atomic_torch_save,
     atomic_write_json,
@@ -81,6 +83,10 @@ class PretrainStage:
         model.
         """
         run_dir = prepare_run_dir(self.output_dir, self.seed)
+        config = {"num_classes": self.num_classes, "weights": self.weights, "seed": self.seed, **vars(self.cfg)}
+        data = {"train": self.train_datalist, "val": self.val_datalist} if not self.weights else {}
+        fingerprint = make_fingerprint("pretrain", config, {"weights": self.weights}, data)
+        cfg = replace(self.cfg, resume=claim_run_dir(run_dir, fingerprint, self.cfg.resume))
         result: dict[str, Any] = {"run_dir": str(run_dir)}
         if self.weights:
             load_backbone_weights(self.backbone, self.weights)
@@ -95,7 +101,7 @@ class PretrainStage:
                     self.val_datalist,
                     self.val_transform,
                     run_dir,
-                    self.cfg,
+                    cfg,
                 )
             )
             if self.val_datalist and is_main_process():  # the selected model's accuracy: the number users quote
@@ -109,6 +115,6 @@ class PretrainStage:
         if is_main_process():
             atomic_torch_save(self.backbone.state_dict(), backbone_path)
             atomic_write_json(result, run_dir / "metrics.json")
-            config = {"num_classes": self.num_classes, "weights": self.weights, "seed": self.seed, **vars(self.cfg)}
             atomic_write_json(provenance("pretrain", config, [self.weights]), run_dir / "provenance.json")
+        release_run_dir(run_dir)
         return result

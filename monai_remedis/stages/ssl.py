@@ -13,6 +13,7 @@ import torch.nn as nn
 from monai.data import Dataset
 
 from monai_remedis.backbones.weights import load_backbone_weights
+from monai_remedis.engines.fingerprint import claim_run_dir, make_fingerprint, release_run_dir
 from monai_remedis.engines.handlers import HistoryRecorder, attach_training_handlers
 from monai_remedis.engines.runtime import (
     atomic_torch_save,
@@ -162,6 +163,10 @@ class SSLStage:
         """Train and export; returns paths of the artefacts (``backbone``, ``history``, ``run_dir``)."""
         device = resolve_device(self.device)  # first: under torchrun this initialises the process group
         run_dir = prepare_run_dir(self.output_dir, self.seed)
+        fingerprint = make_fingerprint(
+            "ssl", self._config(), {"init_weights": self.init_weights}, {"train": self.datalist}
+        )
+        resume = claim_run_dir(run_dir, fingerprint, self.resume)  # refuses another run's checkpoints
         if self.init_weights:
             load_backbone_weights(self.backbone, self.init_weights)
         strategy = create_strategy(self.strategy_name, backbone=self.backbone, **self.strategy_kwargs)
@@ -186,14 +191,14 @@ class SSLStage:
             non_blocking=device.type == "cuda",
         )
         history_path = run_dir / "history.json"
-        history = HistoryRecorder(history_path, _resumable_history(history_path) if self.resume else None)
+        history = HistoryRecorder(history_path, _resumable_history(history_path) if resume else None)
         to_save = {"network": strategy, "optimizer": optimizer, "lr_scheduler": scheduler, "trainer": trainer}
         resumed = attach_training_handlers(
             trainer,
             run_dir,
             to_save,
             scheduler,
-            resume=self.resume,
+            resume=resume,
             log_every=self.log_every,
             progress_bar=self.progress_bar,
             history=history,
@@ -215,6 +220,7 @@ class SSLStage:
         if is_main_process():
             atomic_torch_save(strategy.transferable_state_dict(), backbone_path)
             atomic_write_json(provenance("ssl", self._config(), [self.init_weights]), run_dir / "provenance.json")
+        release_run_dir(run_dir)
         return {"backbone": str(backbone_path), "history": str(history_path), "run_dir": str(run_dir)}
 
 

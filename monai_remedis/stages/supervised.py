@@ -22,7 +22,9 @@ from monai.engines import SupervisedEvaluator, SupervisedTrainer
 from monai.handlers import ROCAUC, ValidationHandler, from_engine
 from monai.transforms import Activationsd, AsDiscreted, Compose
 
+from monai_remedis.data.validation import check_splits
 from monai_remedis.engines.handlers import HistoryRecorder, attach_training_handlers
+from monai_remedis.engines.resume import history_until
 from monai_remedis.engines.runtime import (
     atomic_torch_save,
     atomic_write_json,
@@ -108,6 +110,7 @@ def train_classifier(
         guard_validation_split(val_datalist)  # before any decoding: a leak fails fast
     device = resolve_device(cfg.device)
     num_classes = model.head[-1].out_features
+    check_splits(train_datalist, val_datalist, num_classes)  # labels in range; one-class splits refused
     if cfg.cache_decoded:
         train_datalist, train_transform = decode_once(train_datalist, train_transform)
         if val_datalist:
@@ -170,7 +173,7 @@ def train_classifier(
         ValidationHandler(interval=interval, validator=evaluator, epoch_level=True).attach(trainer)
     history = HistoryRecorder(run_dir / "history.json")
     to_save = {"network": model, "optimizer": optimizer, "lr_scheduler": scheduler, "trainer": trainer}
-    attach_training_handlers(
+    resumed = attach_training_handlers(
         trainer,
         run_dir,
         to_save,
@@ -180,6 +183,8 @@ def train_classifier(
         progress_bar=cfg.progress_bar,
         history=history,
     )
+    if resumed is not None:  # continue the interrupted run's history rather than lose its epochs
+        history.history.update(history_until(run_dir / "history.json", resumed))
     trainer.run()
     if not val_datalist and is_main_process():
         atomic_torch_save(model.state_dict(), classifier_path)
