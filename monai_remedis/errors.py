@@ -14,6 +14,7 @@ exceptions ending in ``Failed to evaluate ConfigExpression``. :func:`report_erro
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tempfile
 import traceback
@@ -51,7 +52,9 @@ def _expression(exc: BaseException) -> str | None:
         text = str(candidate)
         if text.startswith("Failed to evaluate"):
             lines = [line.strip() for line in text.splitlines() if line.strip()]
-            return lines[1] if len(lines) > 1 else None
+            if len(lines) < 2:
+                return None
+            return re.sub(r"__local_refs\[['\"]([^'\"]+)['\"]\]", r"@\1", lines[1]).strip("'\"")
     return None
 
 

@@ -345,3 +345,25 @@ def test_stage_failure_ends_with_the_cause_not_monais_wrapper(tmp_path: Path) ->
     assert "Failed to evaluate" not in lines[-1] and "Traceback" not in result.stderr
     log = next(tmp_path.glob("monai-remedis-error-*.log"))
     assert "Failed to evaluate" in log.read_text()  # the full chained traceback is kept
+
+
+def test_monai_bundle_run_refuses_a_misspelt_override_and_ends_with_the_cause(tmp_path: Path) -> None:
+    configs = PROJECT_ROOT / "bundles" / "cxr" / "configs"
+    files = f"['{configs / 'common.yaml'}', '{configs / 'finetune.yaml'}']"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "TMPDIR": str(tmp_path)}
+    command = [sys.executable, "-m", "monai.bundle", "run", "--config_file", files, "--output_dir", str(tmp_path)]
+    typo = subprocess.run([*command, "--max_epoch", "1"], capture_output=True, text=True, timeout=300, env=env)
+    assert typo.returncode == 1
+    assert "Did you mean --max_epochs?" in typo.stderr.strip().splitlines()[-1]
+    missing = tmp_path / "missing.pt"
+    failed = subprocess.run(
+        [*command, "--limit", "16", "--finetune_init", str(missing)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    lines = failed.stderr.strip().splitlines()
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr
+    assert lines[-2] == "monai-remedis: while evaluating '$@finetune.run()'"
+    assert lines[-1] == f"monai-remedis: error: FileNotFoundError: weights file not found: {missing}"
