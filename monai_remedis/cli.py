@@ -95,13 +95,14 @@ def cmd_run(args: argparse.Namespace, rest: list[str]) -> int:
 def _run(args: argparse.Namespace, rest: list[str]) -> int:
     from monai.bundle import run
 
-    from monai_remedis.config_check import check_override_keys, merged_config
+    from monai_remedis.config_check import check_override_keys, merged_config, sibling_keys
     from monai_remedis.engines.fingerprint import ON_STALE_ENV
 
     bundle = bundle_dir(args.bundle)
     files = bundle_config_files(bundle, args.stage, args.overlay)
     overrides = _parse_overrides(rest)
-    check_override_keys(overrides, merged_config(files), [Path(f).name for f in files])  # --max_epoch: did you mean
+    names = [Path(f).name for f in files]
+    check_override_keys(overrides, merged_config(files), names, sibling_keys(files))  # --max_epoch: did you mean
     if args.fresh:
         os.environ[ON_STALE_ENV] = "fresh"
     logging_file = bundle / "configs" / "logging.conf"

@@ -5,6 +5,10 @@ MONAI's bundle runner adds any unknown ``--key value`` to the config as a new, u
 key and suggests the nearest config keys; ``monai-remedis run`` and, through the hook in
 :func:`check_bundle_argv`, ``python -m monai.bundle run`` call it before anything is built.
 
+A key that this stage's files lack but a sibling config file of the bundle defines (``--ssl_epochs`` given to the
+``pretrain`` stage, as one command line reused for every stage) is accepted: it is a real setting, just not used
+by this stage.
+
 Nested keys (``--datalist#train``, ``--finetune_options#max_epochs``) are checked level by level.
 """
 
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 RUN_ARGUMENTS = frozenset(
@@ -51,19 +56,28 @@ def _unknown_path(key: str, config: Mapping[str, Any]) -> tuple[str, str] | None
     return None
 
 
-def check_override_keys(overrides: Iterable[str], config: Mapping[str, Any], files: Sequence[str] = ()) -> None:
+def check_override_keys(
+    overrides: Iterable[str],
+    config: Mapping[str, Any],
+    files: Sequence[str] = (),
+    sibling_keys: Iterable[str] = (),
+) -> None:
     """Refuse override keys the config does not have.
 
     Args:
         overrides: the override keys (``max_epochs``, ``finetune_options#max_epochs``).
         config: the merged config the overrides apply to.
         files: the config files, named in the message.
+        sibling_keys: top-level keys of the bundle's other config files (accepted, unused by this stage).
 
     Raises:
         UnknownOverrideError: naming the first unknown key, the files, and the closest known keys.
     """
+    siblings = set(sibling_keys)
     for key in overrides:
         if key in RUN_ARGUMENTS or key.startswith("_meta_"):
+            continue
+        if key.split("#", 1)[0] not in config and key.split("#", 1)[0] in siblings:
             continue
         unknown = _unknown_path(key, config)
         if unknown is not None:
@@ -81,6 +95,23 @@ def merged_config(files: Sequence[str]) -> dict[str, Any]:
     parser = ConfigParser()
     parser.read_config(list(files))
     return parser.get()
+
+
+def sibling_keys(files: Sequence[str]) -> set[str]:
+    """Top-level keys of every YAML/JSON config in the folders of ``files`` (the bundle's other stages)."""
+    from monai.bundle import ConfigParser
+
+    keys: set[str] = set()
+    for folder in {Path(f).parent for f in files}:
+        for path in sorted(folder.glob("*")):
+            if path.suffix in (".yaml", ".yml", ".json") and path.name != "metadata.json":
+                try:
+                    content = ConfigParser.load_config_file(str(path))
+                except Exception:  # noqa: BLE001,S112 - an unreadable sibling only narrows what is accepted
+                    continue
+                if isinstance(content, Mapping):
+                    keys.update(str(k) for k in content)
+    return keys
 
 
 def _argv_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -121,4 +152,4 @@ def check_bundle_argv(argv: Sequence[str]) -> None:
         return
     keys, files = _argv_overrides(argv[1:])
     if keys and files:
-        check_override_keys(keys, merged_config(files), files)
+        check_override_keys(keys, merged_config(files), files, sibling_keys(files))
