@@ -76,6 +76,8 @@ def _parse_overrides(tokens: list[str]) -> dict[str, Any]:
             overrides[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
             overrides[key] = value
+        if overrides[key] is None:  # monai.bundle drops None overrides silently; an expression sets None
+            overrides[key] = "$None"
         i += 1
     return overrides
 

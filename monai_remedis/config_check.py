@@ -37,7 +37,7 @@ def _suggest(key: str, known: Iterable[str], prefix: str = "") -> str:
     return f" Did you mean {' or '.join(f'--{prefix}{c}' for c in close)}?" if close else ""
 
 
-def _unknown_path(key: str, config: Mapping[str, Any]) -> tuple[str, str] | None:
+def _unknown_path(key: str, config: Mapping[str, Any], siblings: Iterable[str] = ()) -> tuple[str, str] | None:
     """``(path so far, suggestion)`` when ``key`` (``a#b#c``) does not exist in ``config``, else None."""
     node: Any = config
     parts = key.split("#")
@@ -45,7 +45,8 @@ def _unknown_path(key: str, config: Mapping[str, Any]) -> tuple[str, str] | None
         prefix = "#".join(parts[:depth])
         if isinstance(node, Mapping):
             if part not in node:
-                return "#".join(parts[: depth + 1]), _suggest(part, node, f"{prefix}#" if prefix else "")
+                known = [*node, *siblings] if depth == 0 else node
+                return "#".join(parts[: depth + 1]), _suggest(part, known, f"{prefix}#" if prefix else "")
             node = node[part]
         elif isinstance(node, list):
             if not (part.lstrip("-").isdigit() and -len(node) <= int(part) < len(node)):
@@ -79,7 +80,7 @@ def check_override_keys(
             continue
         if key.split("#", 1)[0] not in config and key.split("#", 1)[0] in siblings:
             continue
-        unknown = _unknown_path(key, config)
+        unknown = _unknown_path(key, config, siblings)
         if unknown is not None:
             where = f" in {', '.join(files)}" if files else ""
             raise UnknownOverrideError(

@@ -314,6 +314,9 @@ def test_misspelt_override_is_refused_by_monai_bundle_run_too() -> None:
     with pytest.raises(UnknownOverrideError, match="Did you mean --max_epochs"):
         check_bundle_argv(["run", "--config_file", files, "--max_epoch", "1"])
     check_bundle_argv(["run", "--config_file", files, "--max_epochs", "1", "--finetune_options#batch_size", "8"])
+    check_bundle_argv(["run", "--config_file", files, "--ssl_epochs", "1"])  # another stage's key: accepted, unused
+    with pytest.raises(UnknownOverrideError, match="Did you mean --ssl_epochs"):
+        check_bundle_argv(["run", "--config_file", files, "--ssl_epoch", "1"])
 
 
 def test_stage_failure_ends_with_the_cause_not_monais_wrapper(tmp_path: Path) -> None:
@@ -367,3 +370,14 @@ def test_monai_bundle_run_refuses_a_misspelt_override_and_ends_with_the_cause(tm
     assert failed.returncode == 1 and "Traceback" not in failed.stderr
     assert lines[-2] == "monai-remedis: while evaluating '$@finetune.run()'"
     assert lines[-1] == f"monai-remedis: error: FileNotFoundError: weights file not found: {missing}"
+
+
+def test_none_override_is_not_dropped_by_monai_bundle() -> None:
+    """``--finetune_init None`` (train from scratch) was dropped by monai.bundle's run(), which ignores None kwargs,
+    so the stage silently used the default SSL checkpoint."""
+    from monai_remedis.cli import _parse_overrides
+
+    assert _parse_overrides(["--finetune_init", "None", "--max_epochs", "2"]) == {
+        "finetune_init": "$None",
+        "max_epochs": 2,
+    }
