@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -64,19 +65,42 @@ def _parse_overrides(tokens: list[str]) -> dict[str, Any]:
             overrides[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
             overrides[key] = value
+        if overrides[key] is None:  # monai.bundle drops None overrides silently; an expression sets None
+            overrides[key] = "$None"
         i += 1
     return overrides
 
 
 def cmd_run(args: argparse.Namespace, rest: list[str]) -> int:
+    """Run a bundle stage; a failure ends with its cause (full traceback in a log file, or with ``--debug``)."""
+    from monai_remedis.errors import report_error
+
+    try:
+        return _run(args, rest)
+    except Exception as exc:  # noqa: BLE001 - reported with its cause as the last line
+        if args.debug:
+            raise
+        return report_error(exc)
+
+
+def _run(args: argparse.Namespace, rest: list[str]) -> int:
     from monai.bundle import run
 
+    from monai_remedis.config_check import check_override_keys, merged_config, sibling_keys
+    from monai_remedis.engines.fingerprint import ON_STALE_ENV
+
     bundle = bundle_dir(args.bundle)
+    files = bundle_config_files(bundle, args.stage, args.overlay)
+    overrides = _parse_overrides(rest)
+    names = [Path(f).name for f in files]
+    check_override_keys(overrides, merged_config(files), names, sibling_keys(files))  # --max_epoch: did you mean
+    if args.fresh:
+        os.environ[ON_STALE_ENV] = "fresh"
     run(
-        config_file=bundle_config_files(bundle, args.stage, args.overlay),
+        config_file=files,
         meta_file=str(bundle / "configs" / "metadata.json"),
         logging_file=str(bundle_logging_file(bundle)),
-        **_parse_overrides(rest),
+        **overrides,
     )
     return 0
 
@@ -218,6 +242,10 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("bundle", help="bundle name (cxr, ...; see the package's bundles) or path")
         p.add_argument("stage", nargs="?", default="pipeline", choices=("pipeline", *STAGES))
         p.add_argument("--overlay", action="append", help="extra config file (e.g. multi_gpu.yaml)")
+    run_p.add_argument("--debug", action="store_true", help="print the full traceback of a failure")
+    run_p.add_argument(
+        "--fresh", action="store_true", help="start over where outputs come from a different run (else refused)"
+    )
     _datalist_parser(sub)
     inference_cli.add_parsers(sub)
     args, rest = parser.parse_known_args(argv)

@@ -118,14 +118,44 @@ def _load_bit_npz(model: nn.Module, path: Path) -> None:
             conv.weight.copy_(adapt_input_conv(conv.in_channels, rgb_conv.weight.data))
 
 
+HEAD_NAMES = ("head", "fc", "classifier", "last_linear", "projector", "projection", "predictor")
+"""First key components of heads that a backbone never has; their tensors are dropped without complaint."""
+
+
+def _check_unused(
+    path: Path, state: dict[str, torch.Tensor], model_state: dict[str, torch.Tensor], strict: bool
+) -> None:
+    """Refuse file tensors the backbone has no place for (another architecture), unless ``strict=False``.
+
+    Head tensors (:data:`HEAD_NAMES`) are expected in classifier and SSL checkpoints and always dropped. Any other
+    unused tensor means the file holds a different network, e.g. a bit_resnet34 loaded into a bit_resnet18: its
+    extra blocks would be dropped silently.
+    """
+    unused = sorted(k for k in state if k not in model_state and k.split(".", 1)[0] not in HEAD_NAMES)
+    if not unused:
+        return
+    numel = sum(state[k].numel() for k in unused)
+    if strict:
+        raise WeightsLoadError(
+            f"{path}: {len(unused)} tensors ({numel:,} values) in the file have no place in the backbone, e.g. "
+            f"{', '.join(unused[:5])}. Is this a checkpoint of another architecture? Pass strict=False to load the "
+            "matching tensors anyway (every dropped tensor is then logged)."
+        )
+    for key in unused:
+        logger.warning(
+            "%s: dropped tensor '%s' %s (no place in the backbone; strict=False)", path, key, tuple(state[key].shape)
+        )
+
+
 def load_backbone_weights(model: nn.Module, path: str | Path, strict: bool = True) -> nn.Module:
     """Load weights from a local file into ``model`` in place.
 
     Args:
         model: the backbone.
         path: BiT ``.npz``, torch/timm state dict, safetensors, or a monai-remedis checkpoint.
-        strict: raise when any backbone parameter is missing from the file (classifier heads in the file are
-            always ignored).
+        strict: raise when any backbone parameter is missing from the file, or when the file holds tensors the
+            backbone has no place for (classifier/projection heads in the file are always ignored); with False the
+            matching tensors are loaded and every dropped one is logged.
 
     Returns:
         ``model``, for chaining.
@@ -142,6 +172,7 @@ def load_backbone_weights(model: nn.Module, path: str | Path, strict: bool = Tru
         return model
     model_state = model.state_dict()
     state = _match_prefixes(read_state_dict(path), set(model_state))
+    _check_unused(path, state, model_state, strict)
     state = {k: v for k, v in state.items() if k in model_state}
     _adapt_channels(state, model_state)
     bad = [

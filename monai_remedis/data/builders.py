@@ -57,6 +57,7 @@ from monai_remedis.data.duplicates import (
 )
 from monai_remedis.data.layout import from_monai_layout, to_monai_layout
 from monai_remedis.data.patient_split import add_patient_ids, check_patient_disjoint, patient_split
+from monai_remedis.data.validation import check_label_strings
 
 __all__ = [
     "DUPLICATE_POLICIES",
@@ -118,6 +119,8 @@ def encode_labels(
         if item.get(label_key) in (None, ""):
             raise ValueError(f"item {i} ({item.get('id', item.get('image'))}) has no '{label_key}'.")
         raw.append(str(item[label_key]).strip())
+    if not class_names:  # '1.0' among 0/1 would become a class of its own
+        check_label_strings(raw, [item.get("id", item.get("image")) for item in items])
     numeric = all(re.fullmatch(r"-?\d+", v) for v in raw)
     if numeric and not class_names:
         return [{**item, label_key: int(v)} for item, v in zip(items, raw, strict=True)], None

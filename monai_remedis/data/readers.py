@@ -638,11 +638,14 @@ class MedicalImageReader(ImageReader):
             UnreadableImageError: naming the file.
         """
         try:
-            return img.reader.get_data(img.image)
+            array, meta = img.reader.get_data(img.image)
         except UnreadableImageError:
             raise
         except Exception as e:
             raise UnreadableImageError(img.filenames, f"{type(e).__name__}: {e}") from e
+        if isinstance(array, np.ndarray) and not array.dtype.isnative:  # big-endian NIfTI: torch refuses it
+            array = array.astype(array.dtype.newbyteorder("="))
+        return array, meta
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from monai.data import ImageReader
 from monai.transforms import LoadImage, MapTransform, Randomizable
 from monai.utils import convert_to_tensor
 
+from monai_remedis.data.validation import admit_image
 from monai_remedis.ssl.base import view_key
 
 
@@ -38,7 +39,10 @@ class EnsureImaged(MapTransform):
         FileNotFoundError: naming the file when a path does not exist.
         RuntimeError: naming the file when a path cannot be read.
         ValueError: naming the file (or item id) and its shape when ``channels`` or ``spatial_dims`` do not match,
-            e.g. an RGB or multi-frame DICOM given to a single-channel 2D bundle.
+            e.g. an RGB or multi-frame DICOM given to a single-channel 2D bundle; naming the file when it holds
+            NaN/Inf values or values beyond 16 bits (:mod:`monai_remedis.data.validation`). PNG/TIFF/JPEG/PGM files
+            of more than 8 bits per sample are rescaled to 0..255 by their bit depth, so the bundles' 8-bit
+            intensity scaling does not saturate them.
     """
 
     def __init__(
@@ -76,6 +80,7 @@ class EnsureImaged(MapTransform):
             elif not isinstance(value, (np.ndarray, torch.Tensor)):
                 raise TypeError(f"key '{key}' holds {type(value).__name__}; expected a file path or an array.")
             image = convert_to_tensor(value, dtype=self.dtype, track_meta=False)
+            image = admit_image(value, image, data[key], d.get("id"))  # 16-bit -> 0..255, NaN/Inf refused
             self._check_shape(image, data[key], key, d.get("id"))
             d[key] = image
         return d

@@ -15,6 +15,7 @@ from ignite.handlers import Checkpoint, DiskSaver, ProgressBar
 from ignite.metrics import Average
 from monai.handlers import CheckpointLoader, LrScheduleHandler, StatsHandler
 
+from monai_remedis.engines.resume import latest_intact_checkpoint
 from monai_remedis.engines.runtime import atomic_write_json, is_main_process
 
 logger = logging.getLogger("monai_remedis")
@@ -126,7 +127,7 @@ def attach_training_handlers(
         global_step_transform=lambda e, _: e.state.epoch,
     )
     engine.add_event_handler(Events.EPOCH_COMPLETED(every=checkpoint_every) | Events.COMPLETED, saver)
-    resumed = latest_checkpoint(run_dir) if resume else None
+    resumed = latest_intact_checkpoint(run_dir) if resume else None  # a corrupt latest falls back, with a warning
     if resumed is not None:
         logger.info("resuming from %s", resumed)
         CheckpointLoader(load_path=str(resumed), load_dict=to_save, map_location="cpu").attach(engine)

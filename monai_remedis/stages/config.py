@@ -153,6 +153,15 @@ class SweepConfig:
             self.optim = OptimConfig(**self.optim)
 
 
+RUN_ONLY_FIELDS = ("resume", "log_every", "progress_bar", "num_workers")
+"""RuntimeConfig fields that never change what a run computes: left out of its fingerprint."""
+
+
+def fingerprint_runtime(runtime: RuntimeConfig) -> dict[str, Any]:
+    """The runtime settings that can change a run's result (seed, precision, epoch length, ...)."""
+    return {k: v for k, v in as_dict(runtime).items() if k not in RUN_ONLY_FIELDS}
+
+
 def as_dict(config: Any) -> dict[str, Any]:
     """A dataclass config as a JSON-ready dict (for ``provenance.json``)."""
     return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(config).items()}

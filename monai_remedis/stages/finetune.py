@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,10 @@ import torch.nn as nn
 
 from monai_remedis.backbones.weights import load_backbone_weights
 from monai_remedis.data.fractions import label_fraction
+from monai_remedis.engines.fingerprint import claim_run_dir, make_fingerprint, release_run_dir
 from monai_remedis.engines.runtime import atomic_write_json, is_main_process, prepare_run_dir, provenance
 from monai_remedis.models.classifier import Classifier
-from monai_remedis.stages.config import OptimConfig, RuntimeConfig, as_dict
+from monai_remedis.stages.config import OptimConfig, RuntimeConfig, as_dict, fingerprint_runtime
 from monai_remedis.stages.supervised import train_classifier
 
 logger = logging.getLogger("monai_remedis")
@@ -82,6 +84,13 @@ class FinetuneStage:
         run_dir = prepare_run_dir(self.output_dir, self.runtime.seed)
         subset = label_fraction(self.train_datalist, self.label_fraction, self.fraction_seed)
         model = self.build_model()
+        fingerprint = make_fingerprint(
+            "finetune",
+            {"optim": as_dict(self.optim), "runtime": fingerprint_runtime(self.runtime), **self._fingerprint_config(model)},
+            {"init_weights": self.init_weights},
+            {"train": subset, "val": self.val_datalist},
+        )
+        runtime = replace(self.runtime, resume=claim_run_dir(run_dir, fingerprint, self.runtime.resume))
         logger.info(
             "fine-tune (%s) on %d of %d labelled items (fraction %.3g, seed %d) from %s",
             "linear probe" if self.linear_probe else "full",
@@ -92,14 +101,7 @@ class FinetuneStage:
             self.init_weights or "scratch",
         )
         result = train_classifier(
-            model,
-            subset,
-            self.train_transform,
-            self.val_datalist,
-            self.val_transform,
-            run_dir,
-            self.optim,
-            self.runtime,
+            model, subset, self.train_transform, self.val_datalist, self.val_transform, run_dir, self.optim, runtime
         )
         result.update(
             run_dir=str(run_dir),
@@ -119,4 +121,16 @@ class FinetuneStage:
                 "runtime": as_dict(self.runtime),
             }
             atomic_write_json(provenance("finetune", config, [self.init_weights]), run_dir / "provenance.json")
+        release_run_dir(run_dir)
         return result
+
+    def _fingerprint_config(self, model: nn.Module) -> dict[str, Any]:
+        """What besides the train options decides this run's result (for its fingerprint)."""
+        return {
+            "num_classes": self.num_classes,
+            "label_fraction": self.label_fraction,
+            "fraction_seed": self.fraction_seed,
+            "linear_probe": self.linear_probe,
+            "dropout": self.dropout,
+            "backbone": f"{type(self.backbone).__name__} ({sum(p.numel() for p in model.parameters())} parameters)",
+        }

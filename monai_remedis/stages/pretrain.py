@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch.nn as nn
 
 from monai_remedis.backbones.weights import load_backbone_weights
+from monai_remedis.engines.fingerprint import claim_run_dir, make_fingerprint, release_run_dir
 from monai_remedis.engines.runtime import (
     atomic_torch_save,
     atomic_write_json,
@@ -21,7 +23,7 @@ from monai_remedis.engines.runtime import (
 from monai_remedis.evaluation.predict import predict
 from monai_remedis.evaluation.statistics import classification_metrics
 from monai_remedis.models.classifier import Classifier
-from monai_remedis.stages.config import OptimConfig, RuntimeConfig, as_dict
+from monai_remedis.stages.config import OptimConfig, RuntimeConfig, as_dict, fingerprint_runtime
 from monai_remedis.stages.supervised import train_classifier
 
 logger = logging.getLogger("monai_remedis")
@@ -80,6 +82,16 @@ class PretrainStage:
         model.
         """
         run_dir = prepare_run_dir(self.output_dir, self.runtime.seed)
+        config = {
+            "num_classes": self.num_classes,
+            "weights": self.weights,
+            "optim": as_dict(self.optim),
+            "runtime": as_dict(self.runtime),
+        }
+        science = {**config, "runtime": fingerprint_runtime(self.runtime)}
+        data = {"train": self.train_datalist, "val": self.val_datalist} if not self.weights else {}
+        fingerprint = make_fingerprint("pretrain", science, {"weights": self.weights}, data)
+        runtime = replace(self.runtime, resume=claim_run_dir(run_dir, fingerprint, self.runtime.resume))
         result: dict[str, Any] = {"run_dir": str(run_dir)}
         if self.weights:
             load_backbone_weights(self.backbone, self.weights)
@@ -95,7 +107,7 @@ class PretrainStage:
                     self.val_transform,
                     run_dir,
                     self.optim,
-                    self.runtime,
+                    runtime,
                 )
             )
             if self.val_datalist and is_main_process():  # the selected model's accuracy: the number users quote
@@ -109,11 +121,6 @@ class PretrainStage:
         if is_main_process():
             atomic_torch_save(self.backbone.state_dict(), backbone_path)
             atomic_write_json(result, run_dir / "metrics.json")
-            config = {
-                "num_classes": self.num_classes,
-                "weights": self.weights,
-                "optim": as_dict(self.optim),
-                "runtime": as_dict(self.runtime),
-            }
             atomic_write_json(provenance("pretrain", config, [self.weights]), run_dir / "provenance.json")
+        release_run_dir(run_dir)
         return result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import torch.nn as nn
 from monai.data import Dataset
 
 from monai_remedis.backbones.weights import load_backbone_weights
+from monai_remedis.engines.fingerprint import claim_run_dir, make_fingerprint, release_run_dir
 from monai_remedis.engines.handlers import HistoryRecorder, attach_training_handlers
 from monai_remedis.engines.runtime import (
     atomic_torch_save,
@@ -26,7 +28,13 @@ from monai_remedis.engines.ssl_trainer import SSLTrainer
 from monai_remedis.evaluation.cache import decode_once
 from monai_remedis.optim import build_optimizer, scaled_lr, warmup_cosine
 from monai_remedis.ssl.factory import create_strategy, strategy_data_transform
-from monai_remedis.stages.config import OptimConfig, RuntimeConfig, as_dict, ssl_optim_defaults
+from monai_remedis.stages.config import (
+    OptimConfig,
+    RuntimeConfig,
+    as_dict,
+    fingerprint_runtime,
+    ssl_optim_defaults,
+)
 
 logger = logging.getLogger("monai_remedis")
 
@@ -110,9 +118,13 @@ class SSLStage:
 
     def run(self) -> dict[str, str]:
         """Train and export; returns paths of the artefacts (``backbone``, ``history``, ``run_dir``)."""
-        optim, runtime = self.optim, self.runtime
-        device = resolve_device(runtime.device)  # first: under torchrun this initialises the process group
-        run_dir = prepare_run_dir(self.output_dir, runtime.seed)
+        optim = self.optim
+        device = resolve_device(self.runtime.device)  # first: under torchrun this initialises the process group
+        run_dir = prepare_run_dir(self.output_dir, self.runtime.seed)
+        science = {**self._config(), "runtime": fingerprint_runtime(self.runtime)}
+        fingerprint = make_fingerprint("ssl", science, {"init_weights": self.init_weights}, {"train": self.datalist})
+        resume = claim_run_dir(run_dir, fingerprint, self.runtime.resume)  # refuses another run's checkpoints
+        runtime = replace(self.runtime, resume=resume)
         if self.init_weights:
             load_backbone_weights(self.backbone, self.init_weights)
         strategy = create_strategy(self.strategy_name, backbone=self.backbone, **self.strategy_kwargs)
@@ -164,6 +176,7 @@ class SSLStage:
         if is_main_process():
             atomic_torch_save(strategy.transferable_state_dict(), backbone_path)
             atomic_write_json(provenance("ssl", self._config(), [self.init_weights]), run_dir / "provenance.json")
+        release_run_dir(run_dir)
         return {"backbone": str(backbone_path), "history": str(history_path), "run_dir": str(run_dir)}
 
 

@@ -21,6 +21,7 @@ from monai.engines import SupervisedEvaluator, SupervisedTrainer
 from monai.handlers import ROCAUC, ValidationHandler, from_engine
 from monai.transforms import Activationsd, AsDiscreted, Compose
 
+from monai_remedis.data.validation import check_splits
 from monai_remedis.engines.handlers import HistoryRecorder, attach_training_handlers
 from monai_remedis.engines.runtime import atomic_torch_save, is_main_process, make_loader, resolve_device
 from monai_remedis.evaluation.cache import decode_once
@@ -77,6 +78,7 @@ def train_classifier(
         guard_validation_split(val_datalist)  # before any decoding: a leak fails fast
     device = resolve_device(runtime.device)
     num_classes = model.head[-1].out_features
+    check_splits(train_datalist, val_datalist, num_classes)  # labels in range; one-class splits refused
     if runtime.cache_decoded:
         train_datalist, train_transform = decode_once(train_datalist, train_transform)
         if val_datalist:

@@ -15,6 +15,7 @@ import torch
 
 from monai_remedis.backbones import create_backbone, load_backbone_weights
 from monai_remedis.configs import bundle_config_files, bundle_dir, bundle_logging_file
+from monai_remedis.config_check import sibling_keys
 from monai_remedis.data.paths import PROJECT_ROOT
 from monai_remedis.models.classifier import Classifier
 
@@ -72,7 +73,8 @@ def monai_bundle_args(
         "--output_dir",
         str(out),
     ]
-    for key, value in {**TINY, **overrides}.items():
+    known = sibling_keys(stage_files(bundle, "pipeline", overlays))  # TINY keys a bundle lacks would be refused
+    for key, value in {**{k: v for k, v in TINY.items() if k in known}, **overrides}.items():
         args += [f"--{key}", json.dumps(value) if not isinstance(value, str) else value]
     return args
 

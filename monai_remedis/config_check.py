@@ -1,0 +1,156 @@
+"""Override keys checked against the bundle config, with a did-you-mean.
+
+MONAI's bundle runner adds any unknown ``--key value`` to the config as a new, unused key, so ``--max_epoch 1``
+(for ``max_epochs``) trains the default number of epochs without a word. :func:`check_override_keys` refuses such a
+key and suggests the nearest config keys; ``monai-remedis run`` and, through the hook in
+:func:`check_bundle_argv`, ``python -m monai.bundle run`` call it before anything is built.
+
+A key that this stage's files lack but a sibling config file of the bundle defines (``--ssl_epochs`` given to the
+``pretrain`` stage, as one command line reused for every stage) is accepted: it is a real setting, just not used
+by this stage.
+
+Nested keys (``--datalist#train``, ``--finetune_options#max_epochs``) are checked level by level.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+RUN_ARGUMENTS = frozenset(
+    {"run_id", "init_id", "final_id", "meta_file", "config_file", "logging_file", "tracking", "args_file"}
+)
+"""Keyword arguments of ``monai.bundle.run`` itself: not config keys."""
+
+
+class UnknownOverrideError(KeyError):
+    """An override names no key of the config; the message suggests the nearest keys."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; show the message as written
+        return str(self.args[0])
+
+
+def _suggest(key: str, known: Iterable[str], prefix: str = "") -> str:
+    close = difflib.get_close_matches(key, [str(k) for k in known], n=3, cutoff=0.6)
+    return f" Did you mean {' or '.join(f'--{prefix}{c}' for c in close)}?" if close else ""
+
+
+def _unknown_path(key: str, config: Mapping[str, Any], siblings: Iterable[str] = ()) -> tuple[str, str] | None:
+    """``(path so far, suggestion)`` when ``key`` (``a#b#c``) does not exist in ``config``, else None."""
+    node: Any = config
+    parts = key.split("#")
+    for depth, part in enumerate(parts):
+        prefix = "#".join(parts[:depth])
+        if isinstance(node, Mapping):
+            if part not in node:
+                known = [*node, *siblings] if depth == 0 else node
+                return "#".join(parts[: depth + 1]), _suggest(part, known, f"{prefix}#" if prefix else "")
+            node = node[part]
+        elif isinstance(node, list):
+            if not (part.lstrip("-").isdigit() and -len(node) <= int(part) < len(node)):
+                return "#".join(parts[: depth + 1]), f" '{prefix}' is a list of {len(node)} entries."
+            node = node[int(part)]
+        else:
+            return "#".join(parts[: depth + 1]), f" '{prefix}' is a value, not a section."
+    return None
+
+
+def check_override_keys(
+    overrides: Iterable[str],
+    config: Mapping[str, Any],
+    files: Sequence[str] = (),
+    sibling_keys: Iterable[str] = (),
+) -> None:
+    """Refuse override keys the config does not have.
+
+    Args:
+        overrides: the override keys (``max_epochs``, ``finetune_options#max_epochs``).
+        config: the merged config the overrides apply to.
+        files: the config files, named in the message.
+        sibling_keys: top-level keys of the bundle's other config files (accepted, unused by this stage).
+
+    Raises:
+        UnknownOverrideError: naming the first unknown key, the files, and the closest known keys.
+    """
+    siblings = set(sibling_keys)
+    for key in overrides:
+        if key in RUN_ARGUMENTS or key.startswith("_meta_"):
+            continue
+        if key.split("#", 1)[0] not in config and key.split("#", 1)[0] in siblings:
+            continue
+        unknown = _unknown_path(key, config, siblings)
+        if unknown is not None:
+            where = f" in {', '.join(files)}" if files else ""
+            raise UnknownOverrideError(
+                f"unknown override --{key}: the config has no key '{unknown[0]}'{where}.{unknown[1]} "
+                "An unknown key would be added to the config and silently ignored."
+            )
+
+
+def merged_config(files: Sequence[str]) -> dict[str, Any]:
+    """The raw (unresolved) config of ``files`` merged as ``monai.bundle`` merges them."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(list(files))
+    return parser.get()
+
+
+def sibling_keys(files: Sequence[str]) -> set[str]:
+    """Top-level keys of every YAML/JSON config in the folders of ``files`` (the bundle's other stages)."""
+    from monai.bundle import ConfigParser
+
+    keys: set[str] = set()
+    for folder in {Path(f).parent for f in files}:
+        for path in sorted(folder.glob("*")):
+            if path.suffix in (".yaml", ".yml", ".json") and path.name != "metadata.json":
+                try:
+                    content = ConfigParser.load_config_file(str(path))
+                except Exception:  # noqa: BLE001,S112 - an unreadable sibling only narrows what is accepted
+                    continue
+                if isinstance(content, Mapping):
+                    keys.update(str(k) for k in content)
+    return keys
+
+
+def _argv_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``(override keys, config files)`` of a ``python -m monai.bundle run ...`` command line."""
+    keys, files = [], []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token.startswith("--"):
+            key, eq, value = token[2:].partition("=")
+            if not eq and i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+                value, i = argv[i + 1], i + 1
+            if key == "config_file":
+                files = _file_list(value)
+            else:
+                keys.append(key)
+        i += 1
+    return keys, files
+
+
+def _file_list(value: str) -> list[str]:
+    import ast
+
+    try:
+        parsed = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        parsed = [v.strip(" '\"") for v in value.strip("[]").split(",")] if value.startswith("[") else value
+    return [str(f) for f in parsed] if isinstance(parsed, (list, tuple)) else [str(parsed)]
+
+
+def check_bundle_argv(argv: Sequence[str]) -> None:
+    """Check the overrides of ``python -m monai.bundle run`` (``argv`` without the program name).
+
+    Raises:
+        UnknownOverrideError: as :func:`check_override_keys`.
+    """
+    if not argv or argv[0] != "run":
+        return
+    keys, files = _argv_overrides(argv[1:])
+    if keys and files:
+        check_override_keys(keys, merged_config(files), files, sibling_keys(files))
