@@ -26,6 +26,7 @@ from monai_remedis.backbones import create_backbone, load_backbone_weights
 from monai_remedis.backbones.weights import WeightsLoadError
 from monai_remedis.cli import main as cli_main
 from monai_remedis.config_check import UnknownOverrideError, check_bundle_argv
+from monai_remedis.configs import bundle_config_files, bundle_dir
 from monai_remedis.data import EnsureImaged, medmnist_datalist, table_datalist
 from monai_remedis.data.paths import PROJECT_ROOT
 from monai_remedis.data.validation import InvalidInputError, check_splits
@@ -109,7 +110,7 @@ def test_16bit_images_give_the_same_inputs_as_8bit(data_dir: Path, tmp_path: Pat
     else:
         tifffile.imwrite(sixteen, eight.astype(np.uint16) * 257)
     parser = ConfigParser()
-    parser.read_config(str(PROJECT_ROOT / "bundles" / "cxr" / "configs" / "common.yaml"))
+    parser.read_config(bundle_config_files(bundle_dir("cxr"), "finetune"))
     parser["image_size"] = [64, 64]
     load = parser.get_parsed_content("load_transform")
     from_8 = load({"image": str(data_dir / MIAS_PNG)})["image"]
@@ -211,7 +212,7 @@ def test_tiny_validation_set_is_warned_about(data_dir: Path, caplog) -> None:
 
 
 def test_one_class_validation_is_refused_by_the_finetune_stage_before_training(data_dir: Path, tmp_path: Path) -> None:
-    from monai_remedis.stages import FinetuneStage
+    from monai_remedis.stages import FinetuneStage, OptimConfig
 
     train = medmnist_datalist(data_dir / PNEUMONIA, "train", limit=32)
     val = [i for i in medmnist_datalist(data_dir / PNEUMONIA, "val", limit=32) if i["label"] == 1]
@@ -223,8 +224,7 @@ def test_one_class_validation_is_refused_by_the_finetune_stage_before_training(d
         tmp_path,
         val_datalist=val,
         val_transform=EnsureImaged("image"),
-        max_epochs=1,
-        batch_size=16,
+        optim=OptimConfig(max_epochs=1, batch_size=16),
     )
     with pytest.raises(InvalidInputError, match="validation set has one class only"):
         stage.run()
@@ -297,7 +297,7 @@ def test_checkpoint_without_a_state_dict_is_refused(tmp_path: Path) -> None:
     [
         ("min_step", "--min_steps"),
         ("max_epoch", "--max_epochs"),
-        ("finetune_options#max_epoch", "--finetune_options#max_epochs"),
+        ("finetune_optim#max_epoch", "--finetune_optim#max_epochs"),
     ],
 )
 def test_misspelt_override_fails_with_did_you_mean(capsys, override: str, suggestion: str) -> None:
@@ -309,11 +309,10 @@ def test_misspelt_override_fails_with_did_you_mean(capsys, override: str, sugges
 
 
 def test_misspelt_override_is_refused_by_monai_bundle_run_too() -> None:
-    configs = PROJECT_ROOT / "bundles" / "cxr" / "configs"
-    files = f"['{configs / 'common.yaml'}', '{configs / 'finetune.yaml'}']"
+    files = str(bundle_config_files(bundle_dir("cxr"), "finetune"))
     with pytest.raises(UnknownOverrideError, match="Did you mean --max_epochs"):
         check_bundle_argv(["run", "--config_file", files, "--max_epoch", "1"])
-    check_bundle_argv(["run", "--config_file", files, "--max_epochs", "1", "--finetune_options#batch_size", "8"])
+    check_bundle_argv(["run", "--config_file", files, "--max_epochs", "1", "--finetune_optim#batch_size", "8"])
     check_bundle_argv(["run", "--config_file", files, "--ssl_epochs", "1"])  # another stage's key: accepted, unused
     with pytest.raises(UnknownOverrideError, match="Did you mean --ssl_epochs"):
         check_bundle_argv(["run", "--config_file", files, "--ssl_epoch", "1"])
@@ -351,8 +350,7 @@ def test_stage_failure_ends_with_the_cause_not_monais_wrapper(tmp_path: Path) ->
 
 
 def test_monai_bundle_run_refuses_a_misspelt_override_and_ends_with_the_cause(tmp_path: Path) -> None:
-    configs = PROJECT_ROOT / "bundles" / "cxr" / "configs"
-    files = f"['{configs / 'common.yaml'}', '{configs / 'finetune.yaml'}']"
+    files = str(bundle_config_files(bundle_dir("cxr"), "finetune"))
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "TMPDIR": str(tmp_path)}
     command = [sys.executable, "-m", "monai.bundle", "run", "--config_file", files, "--output_dir", str(tmp_path)]
     typo = subprocess.run([*command, "--max_epoch", "1"], capture_output=True, text=True, timeout=300, env=env)

@@ -48,7 +48,6 @@ __all__ = [
     "make_fingerprint",
     "record_fingerprint",
     "release_run_dir",
-    "sweep_fingerprint",
 ]
 
 logger = logging.getLogger("monai_remedis")
@@ -326,38 +325,6 @@ def record_fingerprint(run_dir: str | Path, fingerprint: Mapping[str, Any]) -> N
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / SWEEP_FINGERPRINT_FILE).write_text(json.dumps(fingerprint, indent=2))
-
-
-def sweep_fingerprint(stage: Any, init: str, weights: str | Path | None, fraction: float, seed: int) -> dict[str, Any]:
-    """The fingerprint of one sweep run of an :class:`~monai_remedis.stages.evaluate.EvaluateStage`.
-
-    Datalist digests are computed once per stage object and kept on it.
-    """
-    data = getattr(stage, "_fingerprint_data", None)
-    if data is None:
-        data = {
-            "train": datalist_digest(stage.sweep_train_datalist),
-            "val": datalist_digest(stage.sweep_val_datalist),
-            "test": datalist_digest(stage.sweep_test_datalist),
-        }
-        stage._fingerprint_data = data
-    config = {
-        "init": init,
-        "fraction": fraction,
-        "seed": seed,
-        "backbone": stage.backbone,
-        "in_channels": stage.in_channels,
-        "num_classes": stage.num_classes,
-        "sweep_mode": stage.sweep_mode,
-        "linear_probe": stage.linear_probe,
-    }
-    if stage.sweep_mode == "linear_probe":
-        config.update(probe_l2_grid=list(stage.probe_l2_grid), probe_max_iter=stage.probe_max_iter)
-    else:
-        config["finetune_options"] = {k: v for k, v in stage.finetune_options.items() if k not in VOLATILE_KEYS}
-    fingerprint = make_fingerprint("sweep", config, {"init_weights": weights})
-    fingerprint["data"] = data
-    return fingerprint
 
 
 def release_run_dir(run_dir: str | Path) -> None:

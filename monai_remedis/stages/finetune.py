@@ -86,7 +86,7 @@ class FinetuneStage:
         model = self.build_model()
         fingerprint = make_fingerprint(
             "finetune",
-            {"optim": as_dict(self.optim), "runtime": fingerprint_runtime(self.runtime), **self._fingerprint_config(model)},
+            self._fingerprint_config(model),
             {"init_weights": self.init_weights},
             {"train": subset, "val": self.val_datalist},
         )
@@ -127,6 +127,8 @@ class FinetuneStage:
     def _fingerprint_config(self, model: nn.Module) -> dict[str, Any]:
         """What besides the train options decides this run's result (for its fingerprint)."""
         return {
+            "optim": as_dict(self.optim),
+            "runtime": fingerprint_runtime(self.runtime),
             "num_classes": self.num_classes,
             "label_fraction": self.label_fraction,
             "fraction_seed": self.fraction_seed,

@@ -10,7 +10,15 @@ import sys
 from monai.transforms import Compose, EnsureTyped, ScaleIntensityRanged
 
 from monai_remedis.data import EnsureImaged, medmnist_datalist
-from monai_remedis.stages import EvaluateStage
+from monai_remedis.stages import (
+    EvaluateStage,
+    ModelSpec,
+    OptimConfig,
+    ReportConfig,
+    RuntimeConfig,
+    SweepConfig,
+    SweepData,
+)
 
 
 def main(out: str, npz: str, epochs: int) -> None:
@@ -22,23 +30,24 @@ def main(out: str, npz: str, epochs: int) -> None:
         ]
     )
     EvaluateStage(
-        backbone="bit_resnet18",
-        in_channels=1,
-        num_classes=2,
+        model=ModelSpec("bit_resnet18", in_channels=1, num_classes=2),
         output_dir=out,
         test_transform=transform,
-        sweep_mode="finetune",
-        sweep_inits={"baseline": None},
-        sweep_train_datalist=medmnist_datalist(npz, "train", limit=256),
-        sweep_val_datalist=medmnist_datalist(npz, "val", limit=32),
-        sweep_test_datalist=medmnist_datalist(npz, "test", limit=32),
-        sweep_train_transform=transform,
-        fractions=[1.0],
-        seeds=[0],
-        n_boot=0,
-        device="cpu",
-        console=False,
-        finetune_options={"max_epochs": epochs, "batch_size": 32, "log_every": 0},
+        test_datalist=medmnist_datalist(npz, "test", limit=32),
+        sweep=SweepConfig(
+            inits={"baseline": None},
+            fractions=[1.0],
+            seeds=[0],
+            mode="finetune",
+            optim=OptimConfig(max_epochs=epochs, batch_size=32),
+        ),
+        sweep_data=SweepData(
+            train=medmnist_datalist(npz, "train", limit=256),
+            val=medmnist_datalist(npz, "val", limit=32),
+            train_transform=transform,
+        ),
+        report=ReportConfig(n_boot=0, console=False),
+        runtime=RuntimeConfig(device="cpu", log_every=0),
     ).run()
 
 

@@ -15,7 +15,16 @@ import monai_remedis.stages.supervised as supervised
 from monai_remedis.backbones import create_backbone
 from monai_remedis.data import EnsureImaged, medmnist_datalist
 from monai_remedis.engines.fingerprint import SWEEP_FINGERPRINT_FILE, StaleOutputError
-from monai_remedis.stages import EvaluateStage, FinetuneStage
+from monai_remedis.stages import (
+    EvaluateStage,
+    FinetuneStage,
+    ModelSpec,
+    OptimConfig,
+    ReportConfig,
+    RuntimeConfig,
+    SweepConfig,
+    SweepData,
+)
 
 
 def _transform() -> Compose:
@@ -44,26 +53,23 @@ def _save_backbone(path: Path, seed: int) -> Path:
     return path
 
 
-def _sweep(out: Path, breast: dict, weights: Path, **options) -> EvaluateStage:
+def _sweep(out: Path, breast: dict, weights: Path, **optim) -> EvaluateStage:
     return EvaluateStage(
-        backbone="bit_resnet18",
-        in_channels=1,
-        num_classes=2,
+        model=ModelSpec("bit_resnet18", in_channels=1, num_classes=2),
         output_dir=out,
         test_transform=_transform(),
-        sweep_mode="finetune",
-        sweep_inits={"remedis": weights},
-        baseline_init="remedis",
-        sweep_train_datalist=breast["train"],
-        sweep_val_datalist=breast["val"],
-        sweep_test_datalist=breast["test"],
-        sweep_train_transform=_transform(),
-        fractions=[1.0],
-        seeds=[0],
-        finetune_options={"max_epochs": 1, "batch_size": 8, "log_every": 0, **options},
-        n_boot=0,
-        device="cpu",
-        console=False,
+        test_datalist=breast["test"],
+        sweep=SweepConfig(
+            inits={"remedis": weights},
+            baseline_init="remedis",
+            fractions=[1.0],
+            seeds=[0],
+            mode="finetune",
+            optim=OptimConfig(**{"max_epochs": 1, "batch_size": 8, **optim}),
+        ),
+        sweep_data=SweepData(train=breast["train"], val=breast["val"], train_transform=_transform()),
+        report=ReportConfig(n_boot=0, console=False),
+        runtime=RuntimeConfig(device="cpu", log_every=0),
     )
 
 
@@ -90,11 +96,11 @@ def test_sweep_never_reuses_results_of_other_weights(tmp_path: Path, breast, mon
 def test_sweep_reruns_when_options_change(tmp_path: Path, breast) -> None:
     weights = _save_backbone(tmp_path / "backbone.pt", seed=0)
     _sweep(tmp_path / "eval", breast, weights).run()
-    with pytest.raises(StaleOutputError, match="finetune_options"):
+    with pytest.raises(StaleOutputError, match="optim"):
         _sweep(tmp_path / "eval", breast, weights, learning_rate=0.5).run()
 
 
-def _finetune(out: Path, items: list[dict], breast: dict, **options) -> FinetuneStage:
+def _finetune(out: Path, items: list[dict], breast: dict, max_epochs: int, resume: bool = False) -> FinetuneStage:
     return FinetuneStage(
         create_backbone("bit_resnet18", in_channels=1),
         2,
@@ -103,10 +109,8 @@ def _finetune(out: Path, items: list[dict], breast: dict, **options) -> Finetune
         out,
         val_datalist=breast["val"],
         val_transform=_transform(),
-        batch_size=8,
-        log_every=0,
-        cache_decoded=False,
-        **options,
+        optim=OptimConfig(max_epochs=max_epochs, batch_size=8),
+        runtime=RuntimeConfig(log_every=0, cache_decoded=False, resume=resume),
     )
 
 

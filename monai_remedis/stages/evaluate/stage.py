@@ -15,6 +15,7 @@ any OOD set.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from monai_remedis.stages.config import RuntimeConfig, SweepConfig, as_dict
 from monai_remedis.stages.evaluate.evaluator import Evaluator, ModelSpec
 from monai_remedis.stages.evaluate.sweep import (
     FinetuneRunner,
+    JobFingerprints,
     ProbeRunner,
     ProcessExecutor,
     RunStore,
@@ -95,7 +97,9 @@ class EvaluateStage:
         self.evaluator = Evaluator(
             model, test_transform, self.report.batch_size, self.runtime.device, self.report.n_boot
         )
-        self.store = RunStore(self.output_dir / "sweep")
+        self.store = RunStore(
+            self.output_dir / "sweep", JobFingerprints.of(dataclasses.asdict(model), self.sweep, self.sweep_data)
+        )
         self._guard_checked = False
 
     # ---- guard ------------------------------------------------------------------------------------------------

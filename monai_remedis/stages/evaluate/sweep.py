@@ -3,7 +3,7 @@
 
 * :class:`SweepPlan`: ``init x label fraction x seed`` jobs and their run folders;
 * :class:`RunStore`: one folder per run; ``result.json`` (written last) marks a finished run, which is never
-  trained again;
+  trained again, and only reused while its fingerprint (:class:`JobFingerprints`: weights, options, data) matches;
 * runners: :class:`FinetuneRunner` (full fine-tunes with :class:`~monai_remedis.stages.finetune.FinetuneStage`)
   and :class:`ProbeRunner` (logistic regression on frozen, disk-cached features);
 * executors: :class:`SequentialExecutor` and :class:`ProcessExecutor` (spawned processes that each receive the
@@ -26,6 +26,13 @@ import numpy as np
 import torch
 
 from monai_remedis.backbones.weights import load_backbone_weights
+from monai_remedis.engines.fingerprint import (
+    VOLATILE_KEYS,
+    datalist_digest,
+    finished_run,
+    make_fingerprint,
+    record_fingerprint,
+)
 from monai_remedis.engines.runtime import atomic_write_json, is_main_process, resolve_device
 from monai_remedis.evaluation.cache import decode_once
 from monai_remedis.evaluation.linear_probe import FeatureCache, FeatureSet, file_fingerprint, train_linear_probe
@@ -96,18 +103,55 @@ class SweepPlan:
         return [Job(i, w, f, s) for i, w in inits.items() for f in self.fractions for s in self.seeds]
 
 
-class RunStore:
-    """One folder per run under ``root`` (``<init>/f<fraction>_s<seed>/``): ``predictions.npz`` and
-    ``result.json``, written last so that its presence marks the run as finished."""
+@dataclass(frozen=True)
+class JobFingerprints:
+    """What produces one sweep run: the job (init weights by content, fraction, seed), the model, the sweep's
+    options and the data. Picklable, so :class:`ProcessExecutor` workers check runs the same way.
 
-    def __init__(self, root: str | Path) -> None:
+    Attributes:
+        config: model and sweep options (without settings that never change results).
+        data: digests of the sweep's train/val/test datalists.
+    """
+
+    config: Mapping[str, Any]
+    data: Mapping[str, str | None]
+
+    @classmethod
+    def of(cls, model: Mapping[str, Any], sweep: SweepConfig, data: SweepData) -> JobFingerprints:
+        options = {
+            k: v
+            for k, v in dataclasses.asdict(sweep).items()
+            if k not in ("inits", "fractions", "seeds", "baseline_init", "keep_checkpoints") and k not in VOLATILE_KEYS
+        }
+        digests = {name: datalist_digest(getattr(data, name)) for name in ("train", "val", "test")}
+        return cls({"model": dict(model), **options}, digests)
+
+    def __call__(self, job: Job) -> dict[str, Any]:
+        config = {**self.config, "init": job.init, "fraction": job.fraction, "seed": job.seed}
+        return {**make_fingerprint("sweep", config, {"init_weights": job.weights}), "data": dict(self.data)}
+
+
+class RunStore:
+    """One folder per run under ``root`` (``<init>/f<fraction>_s<seed>/``): ``predictions.npz``, the run's
+    fingerprint and ``result.json``, written last so that its presence marks the run as finished.
+
+    Args:
+        root: the sweep folder.
+        fingerprints: the fingerprint of each job; a stored result of a different run is refused or cleared (per
+            :func:`~monai_remedis.engines.fingerprint.finished_run`), never reused. None: any result counts.
+    """
+
+    def __init__(self, root: str | Path, fingerprints: JobFingerprints | None = None) -> None:
         self.root = Path(root)
+        self.fingerprints = fingerprints
 
     def run_dir(self, job: Job) -> Path:
         return self.root / job.init / f"f{job.fraction:g}_s{job.seed}"
 
     def is_done(self, job: Job) -> bool:
-        return (self.run_dir(job) / "result.json").is_file()
+        if self.fingerprints is None:
+            return (self.run_dir(job) / "result.json").is_file()
+        return finished_run(self.run_dir(job), self.fingerprints(job))
 
     def load(self, job: Job) -> RunResult | None:
         """The record and test probabilities of a finished run, or None."""
@@ -133,6 +177,8 @@ class RunStore:
         if is_main_process():
             run_dir.mkdir(parents=True, exist_ok=True)
             np.savez_compressed(run_dir / "predictions.npz", probs=probs, labels=labels)
+            if self.fingerprints is not None:
+                record_fingerprint(run_dir, self.fingerprints(job))
             atomic_write_json(record, run_dir / "result.json")
         logger.info("sweep %s fraction %g seed %d: AUC %.4f", job.init, job.fraction, job.seed, record["auc"])
         return record, probs
@@ -165,7 +211,8 @@ class FinetuneRunner:
     ) -> None:
         self.evaluator = evaluator
         self.config = config
-        self.runtime = dataclasses.replace(runtime, log_every=config.log_every, progress_bar=False, resume=False)
+        # resume=True: an interrupted fine-tune continues mid-run; FinetuneStage's fingerprint refuses other runs' files
+        self.runtime = dataclasses.replace(runtime, log_every=config.log_every, progress_bar=False, resume=True)
         self.store = store
         eval_t, train_t = evaluator.transform, data.train_transform or evaluator.transform
         sets = {"train": (data.train, train_t), "val": (data.val, eval_t), "test": (data.test or [], eval_t)}
