@@ -33,7 +33,7 @@ class UnknownOverrideError(KeyError):
 
 
 def _suggest(key: str, known: Iterable[str], prefix: str = "") -> str:
-    close = difflib.get_close_matches(key, [str(k) for k in known], n=3, cutoff=0.6)
+    close = difflib.get_close_matches(key, list(dict.fromkeys(str(k) for k in known)), n=3, cutoff=0.6)
     return f" Did you mean {' or '.join(f'--{prefix}{c}' for c in close)}?" if close else ""
 
 

@@ -355,7 +355,7 @@ def test_monai_bundle_run_refuses_a_misspelt_override_and_ends_with_the_cause(tm
     command = [sys.executable, "-m", "monai.bundle", "run", "--config_file", files, "--output_dir", str(tmp_path)]
     typo = subprocess.run([*command, "--max_epoch", "1"], capture_output=True, text=True, timeout=300, env=env)
     assert typo.returncode == 1
-    assert "Did you mean --max_epochs?" in typo.stderr.strip().splitlines()[-1]
+    assert "Did you mean --max_epochs" in typo.stderr.strip().splitlines()[-1]
     missing = tmp_path / "missing.pt"
     failed = subprocess.run(
         [*command, "--limit", "16", "--finetune_init", str(missing)],

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from ignite.engine import Events
 
+import monai_remedis.stages.supervised as supervised
 from monai_remedis.backbones import create_backbone
 from monai_remedis.evaluation.predict import predict
 from monai_remedis.evaluation.statistics import auc_score
@@ -73,12 +75,18 @@ def test_test_or_ood_items_cannot_drive_model_selection() -> None:
     guard_validation_split([{"image": "a.png", "label": 0, "split": "val"}])
 
 
-def test_resumed_finetune_keeps_the_best_model_record(cxr_config, tmp_path: Path) -> None:
-    """The best-model saver's record travels in the resumable checkpoint: a resumed run replaces classifier.pt only
-    with a better model, and reports the epoch that produced it."""
+def test_resumed_finetune_keeps_the_best_model_record(cxr_config, tmp_path: Path, monkeypatch) -> None:
+    """The best-model saver's record travels in the resumable checkpoint: a run interrupted after epoch 1 and
+    resumed replaces classifier.pt only with a better model, and reports the epoch that produced it."""
     cfg = cxr_config(limit=64)
+    real = supervised.attach_training_handlers
 
-    def stage(epochs: int, resume: bool) -> FinetuneStage:
+    def interrupted_after_epoch_1(trainer, *args, **kwargs):
+        resumed = real(trainer, *args, **kwargs)
+        trainer.add_event_handler(Events.EPOCH_COMPLETED(once=1), lambda e: (_ for _ in ()).throw(KeyboardInterrupt()))
+        return resumed
+
+    def stage(resume: bool) -> FinetuneStage:
         return FinetuneStage(
             create_backbone("bit_resnet18", in_channels=1),
             2,
@@ -87,13 +95,16 @@ def test_resumed_finetune_keeps_the_best_model_record(cxr_config, tmp_path: Path
             tmp_path,
             val_datalist=cfg.get_parsed_content("datalist#val"),
             val_transform=cfg.get_parsed_content("eval_transform"),
-            optim=OptimConfig(max_epochs=epochs, batch_size=32, learning_rate=0.01),
+            optim=OptimConfig(max_epochs=2, batch_size=32, learning_rate=0.01),
             runtime=RuntimeConfig(log_every=0, resume=resume),
         )
 
-    first = stage(1, resume=False).run()
-    assert first["best_epoch"] == 1 and not (tmp_path / "best.json").exists()
-    second = stage(2, resume=True).run()
+    monkeypatch.setattr(supervised, "attach_training_handlers", interrupted_after_epoch_1)
+    with pytest.raises(KeyboardInterrupt):
+        stage(resume=False).run()
+    assert (tmp_path / "classifier.pt").is_file() and not (tmp_path / "best.json").exists()
+    monkeypatch.setattr(supervised, "attach_training_handlers", real)
+    second = stage(resume=True).run()
     history = json.loads((tmp_path / "history.json").read_text())
     assert history["epoch"] == [1, 2] and second["epochs"] == 2  # epoch 1 was not trained again
     assert second["best_val_auc"] == max(history["val_auc"])
