@@ -19,6 +19,7 @@ from monai_remedis.engines.runtime import (
     resolve_device,
 )
 from monai_remedis.evaluation.predict import predict
+from monai_remedis.evaluation.representation import stage_diagnostics
 from monai_remedis.evaluation.statistics import classification_metrics
 from monai_remedis.models.classifier import Classifier
 from monai_remedis.stages.supervised import TrainConfig, train_classifier
@@ -43,6 +44,9 @@ class PretrainStage:
         val_transform: validation transform.
         weights: published weights to import instead of training.
         seed: random seed.
+        diagnostics: ``{"train", "val", "transform"}`` of a labelled medical set: the exported backbone's feature
+            effective rank, cosine and linear-probe AUC on it go into ``metrics.json`` under ``representation``
+            (:func:`~monai_remedis.evaluation.representation.stage_diagnostics`).
         train_options: :class:`~monai_remedis.stages.supervised.TrainConfig` fields (max_epochs, batch_size, ...).
         overrides: TrainConfig fields given directly; they win over ``train_options``.
     """
@@ -58,6 +62,7 @@ class PretrainStage:
         val_transform: Callable | None = None,
         weights: str | Path | None = None,
         seed: int = 0,
+        diagnostics: Mapping[str, Any] | None = None,
         train_options: Mapping[str, Any] | None = None,
         **overrides: Any,
     ) -> None:
@@ -72,6 +77,7 @@ class PretrainStage:
         self.val_transform = val_transform
         self.weights = weights
         self.seed = seed
+        self.diagnostics = diagnostics
         self.cfg = TrainConfig(**{**(train_options or {}), **overrides})
 
     def run(self) -> dict[str, Any]:
@@ -107,6 +113,8 @@ class PretrainStage:
         backbone_path = run_dir / "backbone.pt"
         result["backbone"] = str(backbone_path)
         if is_main_process():
+            device = resolve_device(self.cfg.device)
+            result["representation"] = stage_diagnostics("stage 1", self.backbone, self.diagnostics, device)
             atomic_torch_save(self.backbone.state_dict(), backbone_path)
             atomic_write_json(result, run_dir / "metrics.json")
             config = {"num_classes": self.num_classes, "weights": self.weights, "seed": self.seed, **vars(self.cfg)}

@@ -17,6 +17,7 @@ import ignite.distributed as idist
 import torch
 import torch.nn as nn
 from ignite.engine import Events
+from ignite.handlers import EarlyStopping
 from monai.data import Dataset
 from monai.engines import SupervisedEvaluator, SupervisedTrainer
 from monai.handlers import ROCAUC, ValidationHandler, from_engine
@@ -61,6 +62,11 @@ class TrainConfig:
     """Train at least this many optimiser steps: small label fractions get more epochs (as BiT-HyperRule)."""
     val_evaluations: int = 10
     """Validate about this many times per run (every epoch when epochs are fewer)."""
+    patience: int = 0
+    """Stop when this many validations in a row bring no better validation AUC (0 = train the whole budget). With
+    the best-validation checkpoint this chooses each run's step budget on validation data by one rule for every
+    init: an init that still improves keeps training, one that peaked stops (issue 11: a fixed step count had the
+    baseline peaked while SSL inits still improved)."""
     cache_decoded: bool = True
     """Decode each item once (the deterministic head of the transforms) and run only the augmentations per epoch,
     without MetaTensor tracking (:func:`~monai_remedis.evaluation.cache.decode_once`). Turn off for data that
@@ -168,6 +174,9 @@ def train_classifier(
 
         interval = max(1, max_epochs // max(1, cfg.val_evaluations))
         ValidationHandler(interval=interval, validator=evaluator, epoch_level=True).attach(trainer)
+        if cfg.patience > 0:
+            stopper = EarlyStopping(cfg.patience, lambda engine: float(engine.state.metrics["val_auc"]), trainer)
+            evaluator.add_event_handler(Events.COMPLETED, stopper)
     history = HistoryRecorder(run_dir / "history.json")
     to_save = {"network": model, "optimizer": optimizer, "lr_scheduler": scheduler, "trainer": trainer}
     attach_training_handlers(
