@@ -30,14 +30,15 @@ class FeatureStandardiser(nn.BatchNorm1d):
 class Classifier(nn.Module):
     """A backbone, per-dimension feature standardisation, dropout and a zero-initialised linear layer.
 
-    The features are standardised by :class:`FeatureStandardiser` (``BatchNorm1d(affine=False)``: batch statistics
-    in training, running ones at inference) before the head, for every init alike. Without it, a zero-initialised head fed raw pooled features
-    learns at the speed set by their scale: after SSL the between-image variation of a ``bit_resnet18`` was 40-60x
-    smaller than a constant feature vector of norm ~12, and full fine-tunes at 1% labels lost 0.05-0.07 AUC that
-    the (standardising) linear probe kept. The linear-probe fast path
-    (:mod:`monai_remedis.evaluation.linear_probe`) standardises with the statistics of the training pool, so probe
-    and fine-tune see the same feature scaling. The layer has no parameters: it adds ``feature_norm.running_mean``,
-    ``feature_norm.running_var`` and ``feature_norm.num_batches_tracked`` to the state dict.
+    The features are standardised by :class:`FeatureStandardiser` (``BatchNorm1d(affine=False)``: batch
+    statistics in training, running ones at inference) before the head, for every init alike. Without it, a
+    zero-initialised head fed raw pooled features learns at the speed set by their scale: after SSL the
+    between-image variation of a ``bit_resnet18`` was 40-60x smaller than a constant feature vector of norm ~12,
+    and full fine-tunes at 1% labels lost 0.05-0.07 AUC that the (standardising) linear probe kept. The
+    linear-probe fast path (:mod:`monai_remedis.evaluation.linear_probe`) standardises with the statistics of the
+    training pool, so probe and fine-tune see the same feature scaling. The layer has no parameters: it adds
+    ``feature_norm.running_mean``, ``feature_norm.running_var`` and ``feature_norm.num_batches_tracked`` to the
+    state dict.
 
     Args:
         backbone: module mapping images to ``(B, backbone.feature_dim)``.
