@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -9,13 +10,13 @@ from typing import Any
 import ignite.distributed as idist
 import torch
 import torch.nn as nn
-from ignite.engine import Engine, Events
+from ignite.engine import Events
 from monai.engines import Trainer
 from monai.engines.utils import IterationEvents
 from torch.optim import Optimizer
 
 from monai_remedis.ssl.base import SSLStrategy
-from monai_remedis.ssl.collapse import COLLAPSE_WARNING_SCORE
+from monai_remedis.ssl.collapse import collapse_verdict, representation_state
 
 logger = logging.getLogger("monai_remedis")
 
@@ -41,8 +42,8 @@ class SSLTrainer(Trainer):
     (``loss``, ``embedding_std``, ...), so MONAI's ``StatsHandler`` and Ignite's ``ProgressBar`` log them. Under DDP
     these values are averaged over the ranks, so rank 0 logs the loss of the global batch (for losses averaged over
     samples, e.g. NT-Xent, this is the loss a single process would compute on the concatenated batch). A
-    :class:`CollapseWarning` is attached: rank 0 logs one warning the first time an epoch's mean ``collapse_score``
-    reaches :data:`monai_remedis.ssl.collapse.COLLAPSE_WARNING_SCORE`.
+    :class:`CollapseMonitor` is attached: it compares the encoder (and projector) features of a fixed probe set
+    after every epoch with their state before SSL and warns once when SSL degraded them.
 
     Args:
         device: device to train on.
@@ -55,6 +56,7 @@ class SSLTrainer(Trainer):
         amp_dtype: autocast dtype.
         train_handlers: handlers attached to the engine.
         non_blocking: non-blocking host-to-device copies.
+        num_probe: images of the collapse monitor's fixed probe set (:class:`CollapseMonitor`).
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class SSLTrainer(Trainer):
         amp_dtype: torch.dtype = torch.bfloat16,
         train_handlers: Sequence | None = None,
         non_blocking: bool = False,
+        num_probe: int = 512,
     ) -> None:
         super().__init__(
             device=device,
@@ -88,7 +91,8 @@ class SSLTrainer(Trainer):
         self.optimizer = optimizer
         self.use_amp = amp
         self.amp_dtype = amp_dtype
-        CollapseWarning().attach(self)
+        self.collapse_monitor = CollapseMonitor(num_probe)
+        self.collapse_monitor.attach(self)
 
     def _iteration(self, engine: SSLTrainer, batchdata: dict[str, Any]) -> dict[str, float]:
         views = [v.to(engine.state.device, non_blocking=engine.non_blocking) for v in self.strategy.views(batchdata)]
@@ -114,57 +118,101 @@ class SSLTrainer(Trainer):
         return _global_scalars(out)
 
 
-class CollapseWarning:
-    """Warn once per run (rank 0 only) when an epoch's mean ``collapse_score`` shows a collapsed representation.
+class CollapseMonitor:
+    """Measure the representation on a fixed probe set before SSL and after every epoch; warn when SSL degraded it.
 
-    The per-iteration ``collapse_score`` of the engine output (already averaged over ranks) is averaged over each
-    epoch; the first epoch whose mean reaches ``threshold`` logs a warning on the ``monai_remedis`` logger. Later
-    epochs are not reported again (their scores are in ``history.json``).
+    At ``STARTED`` the monitor keeps the first ``num_probe`` images of ``view_0`` from the trainer's loader (one
+    fixed set, so scores do not depend on the batch size) and records the step-0 state of the strategy's
+    ``encoder`` features (the representation that transfers) and, when the strategy has a ``projector``, of its
+    output. After every epoch it measures them again
+    (:func:`~monai_remedis.ssl.collapse.representation_state`: standardised effective rank and relative spread,
+    blind to a constant offset) and writes ``backbone_erank``, ``backbone_erank_step0``, ``backbone_spread``
+    (and ``projector_*``) into ``engine.state.metrics``, hence into ``history.json``. Rank 0 logs one warning the
+    first time :func:`~monai_remedis.ssl.collapse.collapse_verdict` finds the backbone worse than at step 0 (or the
+    projector output completely collapsed: a projector that loses rank while the backbone keeps it is common and
+    harmless, Jing et al. 2022), so an anisotropy inherited from the init is never called collapse. Only the
+    contract's ``encoder`` is required; third-party strategies need no extra keys. On resume the reference is the
+    resumed state.
 
     Args:
-        threshold: epoch-mean score from which to warn (see :mod:`monai_remedis.ssl.collapse`).
-        key: the output key holding the score.
+        num_probe: probe images (rows of the effective-rank estimate).
     """
 
-    def __init__(self, threshold: float = COLLAPSE_WARNING_SCORE, key: str = "collapse_score") -> None:
-        self.threshold = threshold
-        self.key = key
+    def __init__(self, num_probe: int = 512) -> None:
+        self.num_probe = num_probe
+        self.probe: torch.Tensor | None = None
+        self.reference: dict[str, dict[str, float]] = {}
         self.warned = False
-        self._scores: list[float] = []
-        self._stds: list[float] = []
 
-    def attach(self, engine: Engine) -> None:
-        """Accumulate at every iteration, check at every epoch end."""
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._accumulate)
+    def attach(self, engine: SSLTrainer) -> None:
+        """Reference at ``STARTED``, measurement and check at every ``EPOCH_COMPLETED``."""
+        engine.add_event_handler(Events.STARTED, self._start)
         engine.add_event_handler(Events.EPOCH_COMPLETED, self._check)
 
-    def _accumulate(self, engine: Engine) -> None:
-        output = engine.state.output
-        if isinstance(output, dict) and self.key in output:
-            self._scores.append(float(output[self.key]))
-            if "embedding_std" in output:
-                self._stds.append(float(output["embedding_std"]))
+    def _collect_probe(self, engine: SSLTrainer) -> torch.Tensor | None:
+        chunks, rows = [], 0
+        for batch in engine.data_loader:
+            view = engine.strategy.views(batch)[0]
+            chunks.append(torch.as_tensor(view).detach().cpu())
+            rows += chunks[-1].shape[0]
+            if rows >= self.num_probe:
+                break
+        return torch.cat(chunks)[: self.num_probe] if chunks and rows >= 2 else None
 
-    def _check(self, engine: Engine) -> None:
-        scores, stds = self._scores, self._stds
-        self._scores, self._stds = [], []
-        if self.warned or not scores:
+    @torch.no_grad()
+    def measure(self, engine: SSLTrainer) -> dict[str, dict[str, float]]:
+        """``{"backbone": state, "projector": state}`` of the probe set (projector only when the strategy has one)."""
+        strategy, device = engine.strategy, engine.state.device
+        encoder = strategy.encoder
+        was_training = encoder.training
+        encoder.eval()
+        features = torch.cat([encoder(x.to(device)).float() for x in self.probe.split(256)])
+        encoder.train(was_training)
+        states = {"backbone": representation_state(features)}
+        projector = getattr(strategy, "projector", None)
+        if isinstance(projector, nn.Module):  # a copy in train mode: BatchNorm statistics untouched
+            head = copy.deepcopy(projector).train()
+            states["projector"] = representation_state(torch.cat([head(f) for f in features.split(256)]).float())
+        return states
+
+    def _start(self, engine: SSLTrainer) -> None:
+        self.probe = self._collect_probe(engine)
+        if self.probe is None:
             return
-        score = sum(scores) / len(scores)
-        if score < self.threshold:
-            return
-        self.warned = True
-        if idist.get_rank() == 0:
-            std = f"{sum(stds) / len(stds):.4g}" if stds else "n/a"
+        self.reference = self.measure(engine)
+        inherited = collapse_verdict(self.reference["backbone"])
+        if inherited and idist.get_rank() == 0:
             logger.warning(
-                "SSL collapse detected: epoch %d mean collapse_score %.3f >= %.2f (embedding_std %s): the embeddings "
-                "are (nearly) one point or a low-dimensional subspace. Try a lower learning rate, a stage-1 init "
-                "(ssl_init) or stronger augmentations; later epochs are not reported again.",
-                engine.state.epoch,
-                score,
-                self.threshold,
-                std,
+                "The SSL init's backbone features are collapsed before any update (%s): inherited from the init, "
+                "not caused by SSL. Check stage 1 (its metrics.json reports the feature effective rank).",
+                inherited,
             )
+
+    def _check(self, engine: SSLTrainer) -> None:
+        if self.probe is None:
+            return
+        states = self.measure(engine)
+        for part, state in states.items():
+            reference = self.reference.get(part)
+            engine.state.metrics[f"{part}_erank"] = state["erank"]
+            engine.state.metrics[f"{part}_spread"] = state["spread"]
+            if reference is not None:
+                engine.state.metrics[f"{part}_erank_step0"] = reference["erank"]
+            verdict = collapse_verdict(state, reference)
+            if part == "projector" and verdict and not verdict.startswith("complete"):
+                verdict = None  # a lower-rank projector output is common and benign (the backbone keeps the rank)
+            if verdict and not self.warned:
+                self.warned = True
+                if idist.get_rank() == 0:
+                    logger.warning(
+                        "SSL collapse detected after epoch %d in the %s features of %d probe images: %s. Try a lower "
+                        "learning rate, a higher temperature or LARS with adapted norm/bias parameters; later epochs "
+                        "are not reported again.",
+                        engine.state.epoch,
+                        part,
+                        self.probe.shape[0],
+                        verdict,
+                    )
 
 
 def _global_scalars(out: dict[str, Any]) -> dict[str, float]:

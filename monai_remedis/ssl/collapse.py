@@ -21,8 +21,14 @@ low-dimensional subspace (dimensional collapse). Two cheap signals detect it dur
   training (a real MoCo run had ``embedding_std`` fall from 0.0136 to 0.0 while the effective-rank score stayed
   at 0.17-0.25).
 
-:class:`monai_remedis.engines.ssl_trainer.SSLTrainer` warns once per run when an epoch's mean ``collapse_score``
-reaches :data:`COLLAPSE_WARNING_SCORE`.
+These two per-iteration signals describe the **projector output of one batch** and are logged for information only:
+the score depends on the batch size (i.i.d. Gaussians score about 0.2 at B=128 and 0.08 at B=256), reads a
+full-rank spectrum decaying like ``i^-1.5`` as collapsed, and already fires at step 0 on a stage-1 init whose
+features are anisotropic. The warning comes from the reference-based monitor below
+(:class:`monai_remedis.engines.ssl_trainer.CollapseMonitor`): it measures the **backbone features that transfer**
+(and the projector output) on one fixed probe set before SSL and after every epoch, scores them by
+:func:`effective_rank` of per-dimension standardised features (blind to a constant offset, independent of the
+training batch size) and :func:`relative_spread`, and :func:`collapse_verdict` reports only what SSL made worse.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ COMPLETE_COLLAPSE_SPREAD = 0.1
 """Normalised spread below which a batch counts as completely collapsed (healthy embeddings: about 1)."""
 
 COLLAPSE_WARNING_SCORE = 0.9
-"""Epoch-mean ``collapse_score`` from which the SSL trainer warns: complete collapse, or (at batch 32, D >= 31)
+"""A per-batch ``collapse_score`` at or above this reads as complete collapse, or (at batch 32, D >= 31)
 embeddings on a line, plane or 3-dimensional subspace (effective-rank scores 0.97, 0.93, 0.90)."""
 
 
@@ -95,3 +101,96 @@ def collapse_logs(embeddings: torch.Tensor, max_rows: int = 256) -> dict[str, to
     z = embeddings.detach().float()
     std = F.normalize(z, dim=1).std(dim=0).mean()
     return {"embedding_std": std, "collapse_score": collapse_score(z, max_rows)}
+
+
+# ---- reference-based monitor of the representation that transfers --------------------------------------------------
+
+STANDARDISED_RANK_DROP = 0.5
+"""The monitor calls dimensional collapse when the standardised effective rank falls below this fraction of its
+value before SSL (step 0)."""
+
+SPREAD_DROP = 1e-2
+"""The monitor calls complete collapse when the relative spread falls below this fraction of its step-0 value."""
+
+MIN_RELATIVE_SPREAD = 1e-5
+"""Relative spread below which features are one point up to float32 rounding (about 100x its resolution)."""
+
+
+@torch.no_grad()
+def effective_rank(features: torch.Tensor, standardise: bool = True) -> float:
+    """Effective rank (Roy & Vetterli 2007) of ``(N, D)`` features: ``exp`` of the entropy of the normalised
+    eigenvalues of their covariance (or, with ``standardise``, correlation) matrix.
+
+    Standardising each dimension first (z-score over the rows) makes the score blind to a constant offset and to
+    the scale of each dimension, which a standardising head (:class:`~monai_remedis.models.classifier.Classifier`,
+    the linear probe) removes anyway; dimensions that do not vary are dropped. The value depends on ``N`` (at most
+    ``N - 1``): compare scores computed on the same number of rows (the monitor uses one fixed probe set).
+
+    Example:
+        >>> import torch
+        >>> line = torch.randn(64, 1) @ torch.randn(1, 16) + 5.0
+        >>> round(effective_rank(line), 3)
+        1.0
+    """
+    x = features.detach().double()
+    x = x - x.mean(dim=0)
+    if standardise:
+        std = x.std(dim=0)
+        keep = std > 1e-12 * max(1.0, float(features.detach().double().abs().max()))
+        x = x[:, keep] / std[keep]
+    if x.numel() == 0 or x.shape[0] < 2:
+        return 0.0
+    s = torch.linalg.svdvals(x)
+    p = s.pow(2)
+    total = p.sum()
+    if total <= 0:
+        return 0.0
+    p = p[p > 0] / total
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+@torch.no_grad()
+def relative_spread(features: torch.Tensor) -> float:
+    """Between-row RMS distance from the mean, relative to the RMS norm of the rows: 0 for one point.
+
+    Unlike :func:`normalised_spread` it keeps a constant offset in the denominator only, so it reads how many
+    digits of between-image variation survive on top of the offset (float32 resolves about ``1e-7``).
+    """
+    x = features.detach().double()
+    centred = (x - x.mean(dim=0)).pow(2).sum(dim=1).mean().sqrt()
+    return float(centred / x.pow(2).sum(dim=1).mean().sqrt().clamp_min(1e-30))
+
+
+def representation_state(features: torch.Tensor) -> dict[str, float]:
+    """``{"erank", "spread"}``: standardised effective rank and :func:`relative_spread` of ``(N, D)`` features."""
+    return {"erank": effective_rank(features), "spread": relative_spread(features)}
+
+
+def collapse_verdict(current: dict[str, float], reference: dict[str, float] | None = None) -> str | None:
+    """Why ``current`` counts as collapsed (a sentence), or None when it does not.
+
+    With a ``reference`` (the same probe images before SSL), only a loss caused by training is reported: the
+    standardised effective rank fell below :data:`STANDARDISED_RANK_DROP` of its step-0 value (dimensional
+    collapse), or the relative spread fell below :data:`SPREAD_DROP` of it (complete collapse). Whatever the
+    reference, features within :data:`MIN_RELATIVE_SPREAD` of one point are collapsed. Without a reference, an
+    effective rank below 1.5 (a line) is also reported.
+
+    Args:
+        current: :func:`representation_state` now.
+        reference: :func:`representation_state` at step 0, or None.
+    """
+    if current["spread"] < MIN_RELATIVE_SPREAD and (reference is None or reference["spread"] >= MIN_RELATIVE_SPREAD):
+        return f"complete collapse: relative spread {current['spread']:.2g} (one point up to float32 rounding)"
+    if reference is None:
+        return f"dimensional collapse: effective rank {current['erank']:.2f}" if current["erank"] < 1.5 else None
+    if current["spread"] < SPREAD_DROP * reference["spread"]:
+        return (
+            f"complete collapse: relative spread fell from {reference['spread']:.3g} to {current['spread']:.3g} "
+            f"(< {SPREAD_DROP:g}x its step-0 value)"
+        )
+    if current["erank"] < STANDARDISED_RANK_DROP * reference["erank"]:
+        return (
+            f"dimensional collapse: standardised effective rank fell from {reference['erank']:.1f} to "
+            f"{current['erank']:.1f} (< {STANDARDISED_RANK_DROP:g}x its step-0 value)"
+        )
+    return None

@@ -75,6 +75,9 @@ class OptimConfig:
         min_steps: supervised runs: train at least this many optimiser steps (as BiT-HyperRule).
         lr_scale_batch: SimCLR's linear learning-rate scaling.
         label_smoothing: supervised runs: cross-entropy label smoothing.
+        patience: supervised runs: stop when this many validations in a row bring no better validation AUC (0: train
+            the whole budget); with the best-validation checkpoint this chooses each run's step budget on validation
+            data by one rule for every init.
     """
 
     max_epochs: int = 10
@@ -86,6 +89,7 @@ class OptimConfig:
     min_steps: int = 0
     lr_scale_batch: bool = False
     label_smoothing: float = 0.0
+    patience: int = 0
 
     def replace(self, **changes: Any) -> OptimConfig:
         """A copy with ``changes`` (e.g. the sweep's epochs and batch size on top of the fine-tune settings)."""

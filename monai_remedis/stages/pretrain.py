@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from monai_remedis.engines.runtime import (
     resolve_device,
 )
 from monai_remedis.evaluation.predict import predict
+from monai_remedis.evaluation.representation import stage_diagnostics
 from monai_remedis.evaluation.statistics import classification_metrics
 from monai_remedis.models.classifier import Classifier
 from monai_remedis.stages.config import OptimConfig, RuntimeConfig, as_dict, fingerprint_runtime
@@ -47,6 +48,9 @@ class PretrainStage:
         weights: published weights to import instead of training.
         optim: optimisation of the supervised run.
         runtime: device, precision, seed, resume and logging.
+        diagnostics: ``{"train", "val", "transform"}`` of a labelled medical set: the exported backbone's feature
+            effective rank, cosine and linear-probe AUC on it go into ``metrics.json`` under ``representation``
+            (:func:`~monai_remedis.evaluation.representation.stage_diagnostics`).
     """
 
     def __init__(
@@ -61,6 +65,7 @@ class PretrainStage:
         weights: str | Path | None = None,
         optim: OptimConfig | None = None,
         runtime: RuntimeConfig | None = None,
+        diagnostics: Mapping[str, Any] | None = None,
     ) -> None:
         if weights is None and not train_datalist:
             raise ValueError("PretrainStage needs either 'weights' (published checkpoint) or a 'train_datalist'.")
@@ -74,6 +79,7 @@ class PretrainStage:
         self.weights = weights
         self.optim = optim or OptimConfig()
         self.runtime = runtime or RuntimeConfig()
+        self.diagnostics = diagnostics
 
     def run(self) -> dict[str, Any]:
         """Import or train, then export ``backbone.pt``; returns artefact paths and metrics.
@@ -119,6 +125,8 @@ class PretrainStage:
         backbone_path = run_dir / "backbone.pt"
         result["backbone"] = str(backbone_path)
         if is_main_process():
+            device = resolve_device(self.runtime.device)
+            result["representation"] = stage_diagnostics("stage 1", self.backbone, self.diagnostics, device)
             atomic_torch_save(self.backbone.state_dict(), backbone_path)
             atomic_write_json(result, run_dir / "metrics.json")
             atomic_write_json(provenance("pretrain", config, [self.weights]), run_dir / "provenance.json")

@@ -26,6 +26,7 @@ from monai_remedis.engines.runtime import (
 )
 from monai_remedis.engines.ssl_trainer import SSLTrainer
 from monai_remedis.evaluation.cache import decode_once
+from monai_remedis.evaluation.representation import stage_diagnostics
 from monai_remedis.optim import build_optimizer, scaled_lr, warmup_cosine
 from monai_remedis.ssl.factory import create_strategy, strategy_data_transform
 from monai_remedis.stages.config import (
@@ -68,6 +69,9 @@ class SSLStage:
             own pipeline (:meth:`~monai_remedis.ssl.base.SSLStrategy.data_transform`) build it in place of
             ``transform``.
         view_transform: the bundle's augmentation of one view.
+        diagnostics: ``{"train", "val", "transform"}`` of a labelled set: the exported encoder's feature effective
+            rank, cosine and linear-probe AUC go into ``metrics.json``
+            (:func:`~monai_remedis.evaluation.representation.stage_diagnostics`).
     """
 
     def __init__(
@@ -83,6 +87,7 @@ class SSLStage:
         runtime: RuntimeConfig | None = None,
         load_transform: Callable | None = None,
         view_transform: Callable | None = None,
+        diagnostics: dict[str, Any] | None = None,
     ) -> None:
         if not datalist:
             raise ValueError("SSLStage: the datalist is empty; check 'dataset_dir' and the datalist config.")
@@ -95,6 +100,7 @@ class SSLStage:
         self.init_weights = init_weights
         self.optim = optim or ssl_optim_defaults()
         self.runtime = runtime or RuntimeConfig()
+        self.diagnostics = diagnostics
         if load_transform is not None and view_transform is not None:
             custom = strategy_data_transform(strategy, load_transform, view_transform, self.strategy_kwargs)
             if custom is not None:
@@ -176,6 +182,8 @@ class SSLStage:
         if is_main_process():
             atomic_torch_save(strategy.transferable_state_dict(), backbone_path)
             atomic_write_json(provenance("ssl", self._config(), [self.init_weights]), run_dir / "provenance.json")
+            scores = stage_diagnostics("stage 2", strategy.encoder, self.diagnostics, device)
+            atomic_write_json({"representation": scores, **trainer.state.metrics}, run_dir / "metrics.json")
         release_run_dir(run_dir)
         return {"backbone": str(backbone_path), "history": str(history_path), "run_dir": str(run_dir)}
 

@@ -15,7 +15,7 @@ import ignite.distributed as idist
 import torch
 import torch.nn as nn
 from ignite.engine import Events
-from ignite.handlers import Checkpoint
+from ignite.handlers import Checkpoint, EarlyStopping
 from monai.data import Dataset
 from monai.engines import SupervisedEvaluator, SupervisedTrainer
 from monai.handlers import ROCAUC, ValidationHandler, from_engine
@@ -135,6 +135,9 @@ def train_classifier(
 
         interval = max(1, max_epochs // max(1, runtime.val_evaluations))
         ValidationHandler(interval=interval, validator=evaluator, epoch_level=True).attach(trainer)
+        if optim.patience > 0:
+            stopper = EarlyStopping(optim.patience, lambda engine: float(engine.state.metrics["val_auc"]), trainer)
+            evaluator.add_event_handler(Events.COMPLETED, stopper)
     history = HistoryRecorder(run_dir / "history.json", resume=runtime.resume)
     attach_training_handlers(
         trainer,

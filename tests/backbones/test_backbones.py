@@ -32,3 +32,17 @@ def test_wildcard_listing() -> None:
 def test_bit_is_2d_only() -> None:
     with pytest.raises(ValueError, match="2D only"):
         create_backbone("bit_resnet18", spatial_dims=3)
+
+
+def test_small_image_stem_keeps_spatial_detail_and_bit_keys() -> None:
+    """``*_small``: a 3x3 stride-2 stem without max-pool leaves a 28 px image 2x2 in the last stage (BiT's: 1x1),
+    under the same state-dict keys as ``bit_resnet18`` (only the stem kernel differs)."""
+    small, bit = create_backbone("bit_resnet18_small", in_channels=1), create_backbone("bit_resnet18", in_channels=1)
+    x = torch.randn(2, 1, 28, 28)
+    with torch.no_grad():
+        assert small.forward_features(x).shape[-2:] == (2, 2)
+        assert bit.forward_features(x).shape[-2:] == (1, 1)
+    small_state, bit_state = small.state_dict(), bit.state_dict()
+    assert set(small_state) == set(bit_state)
+    assert small_state["stem.conv.weight"].shape == (64, 1, 3, 3) and bit_state["stem.conv.weight"].shape[-1] == 7
+    assert [info["reduction"] for info in small.feature_info] == [2, 2, 4, 8, 16]

@@ -14,8 +14,8 @@ from typing import Any
 import torch
 
 from monai_remedis.backbones import create_backbone, load_backbone_weights
-from monai_remedis.configs import bundle_config_files, bundle_dir, bundle_logging_file
 from monai_remedis.config_check import sibling_keys
+from monai_remedis.configs import bundle_config_files, bundle_dir, bundle_logging_file
 from monai_remedis.data.paths import PROJECT_ROOT
 from monai_remedis.models.classifier import Classifier
 

@@ -1,4 +1,4 @@
-"""SSLTrainer's side of the strategy contract: ``after_step`` under ``no_grad``; one warning when collapse shows."""
+"""SSLTrainer's side of the strategy contract: ``after_step`` under ``no_grad``; one warning when SSL collapses."""
 
 from __future__ import annotations
 
@@ -46,25 +46,51 @@ def test_after_step_runs_under_no_grad() -> None:
     assert strategy.backbone.net[0].weight.requires_grad and torch.is_grad_enabled()
 
 
-def _train(strategy: SimCLR, epochs: int = 3) -> None:
+def _train(strategy: SimCLR, epochs: int = 3) -> SSLTrainer:
     optimizer = torch.optim.SGD([p for p in strategy.parameters() if p.requires_grad], lr=0.0)
-    SSLTrainer("cpu", max_epochs=epochs, train_data_loader=_loader(2), network=strategy, optimizer=optimizer).run()
+    trainer = SSLTrainer("cpu", max_epochs=epochs, train_data_loader=_loader(2), network=strategy, optimizer=optimizer)
+    trainer.run()
+    return trainer
 
 
-def test_collapse_is_warned_once(caplog: pytest.LogCaptureFixture) -> None:
-    """An encoder that maps every image to the same feature: three collapsed epochs, one warning."""
+class _CollapsingStrategy(SimCLR):
+    """SSL that destroys the representation: after the first step the encoder maps every image to one point."""
+
+    def after_step(self, progress: float) -> None:
+        self.backbone.net[-1].weight.zero_()
+
+
+def _collapse_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "collapse" in r.getMessage()]
+
+
+def test_collapse_caused_by_ssl_is_warned_once(caplog: pytest.LogCaptureFixture) -> None:
+    """Healthy at step 0, one point after the first update: three collapsed epochs, one warning naming the backbone."""
+    torch.manual_seed(0)
+    strategy = _CollapsingStrategy(TinyBackbone(), hidden_dim=16, projection_dim=8)
+    with caplog.at_level(logging.WARNING, logger="monai_remedis"):
+        trainer = _train(strategy, epochs=3)
+    warnings = _collapse_warnings(caplog)
+    assert len(warnings) == 1, warnings
+    assert "after epoch 1 in the backbone features" in warnings[0] and "complete collapse" in warnings[0]
+    assert trainer.state.metrics["backbone_spread"] < 1e-5 < trainer.state.metrics["backbone_erank_step0"]
+
+
+def test_inherited_collapse_is_not_blamed_on_ssl(caplog: pytest.LogCaptureFixture) -> None:
+    """An init that is already one point: the monitor says so once at the start and never calls it SSL collapse."""
     torch.manual_seed(0)
     strategy = SimCLR(TinyBackbone(), hidden_dim=16, projection_dim=8)
-    torch.nn.init.zeros_(strategy.backbone.net[-1].weight)  # constant features; the BN head cannot undo that
+    torch.nn.init.zeros_(strategy.backbone.net[-1].weight)  # constant features before any update
     with caplog.at_level(logging.WARNING, logger="monai_remedis"):
         _train(strategy, epochs=3)
-    warnings = [r for r in caplog.records if "collapse" in r.getMessage()]
-    assert len(warnings) == 1, [r.getMessage() for r in warnings]
-    assert "epoch 1 mean collapse_score 1.000" in warnings[0].getMessage()
+    warnings = _collapse_warnings(caplog)
+    assert len(warnings) == 1 and "inherited from the init" in warnings[0], warnings
+    assert not any("SSL collapse detected" in w for w in warnings)
 
 
 def test_no_collapse_warning_for_healthy_embeddings(caplog: pytest.LogCaptureFixture) -> None:
     torch.manual_seed(0)
     with caplog.at_level(logging.WARNING, logger="monai_remedis"):
-        _train(SimCLR(TinyBackbone(), hidden_dim=16, projection_dim=8), epochs=2)
-    assert not [r for r in caplog.records if "collapse" in r.getMessage()]
+        trainer = _train(SimCLR(TinyBackbone(), hidden_dim=16, projection_dim=8), epochs=2)
+    assert not _collapse_warnings(caplog)
+    assert {"backbone_erank", "backbone_erank_step0", "projector_erank"} <= set(trainer.state.metrics)

@@ -13,7 +13,7 @@ from monai_remedis.engines.ssl_trainer import SSLTrainer
 from monai_remedis.stages import OptimConfig, RuntimeConfig, SSLStage
 
 # A gentler view policy than the bundle default so that a dozen steps on 2 CPU cores show learning.
-LIGHT_VIEWS = {"crop_min_scale": 0.8, "histeq_prob": 0.0, "blur_max_sigma": 0.3}
+LIGHT_VIEWS = {"crop_area": [0.64, 1.0], "histeq_prob": 0.0, "blur_max_sigma": 0.3}
 
 
 def _stage(cfg, out: Path, limit: int, max_epochs: int, batch_size: int, resume: bool = False) -> SSLStage:
