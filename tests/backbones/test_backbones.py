@@ -4,6 +4,7 @@ registered backbone honours is tested over the registry in ``test_registry_contr
 from __future__ import annotations
 
 import pytest
+import torch
 
 from monai_remedis.backbones import create_backbone, list_backbones
 
