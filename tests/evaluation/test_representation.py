@@ -8,7 +8,7 @@ import torch.nn as nn
 from monai.bundle import ConfigParser
 
 from monai_remedis.backbones import create_backbone
-from monai_remedis.data.paths import PROJECT_ROOT
+from monai_remedis.configs import bundle_config_files, bundle_dir
 from monai_remedis.evaluation.representation import mean_pairwise_cosine, representation_diagnostics
 
 
@@ -27,7 +27,7 @@ class _Line(nn.Module):
 def cxr_items() -> dict:
     """The first 96 training and validation X-rays of PneumoniaMNIST, with the cxr bundle's evaluation transform."""
     cfg = ConfigParser()
-    cfg.read_config(str(PROJECT_ROOT / "bundles" / "cxr" / "configs" / "common.yaml"))
+    cfg.read_config(bundle_config_files(bundle_dir("cxr"), "finetune"))
     cfg["limit"] = 96
     return {
         "train": cfg.get_parsed_content("datalist#train"),

@@ -8,15 +8,15 @@ import torch
 
 from monai_remedis.backbones import create_backbone
 from monai_remedis.models import Classifier
-from monai_remedis.stages.supervised import TrainConfig, train_classifier
+from monai_remedis.stages import OptimConfig, RuntimeConfig
+from monai_remedis.stages.supervised import train_classifier
 
 
 def _run(cxr_config, tmp_path: Path, patience: int) -> dict:
     cfg = cxr_config(limit=16)
     torch.manual_seed(0)
     model = Classifier(create_backbone("bit_resnet18_small", in_channels=1), 2)
-    options = TrainConfig(max_epochs=4, batch_size=16, learning_rate=0.0, val_evaluations=4, patience=patience)
-    options.log_every = 0
+    optim = OptimConfig(max_epochs=4, batch_size=16, learning_rate=0.0, patience=patience)
     return train_classifier(
         model,
         cfg.get_parsed_content("datalist#train"),
@@ -24,7 +24,8 @@ def _run(cxr_config, tmp_path: Path, patience: int) -> dict:
         cfg.get_parsed_content("datalist#val"),
         cfg.get_parsed_content("eval_transform"),
         tmp_path,
-        options,
+        optim,
+        RuntimeConfig(log_every=0, val_evaluations=4),
     )
 
 
