@@ -23,7 +23,7 @@ import ignite.distributed as idist
 import numpy as np
 import torch
 import torch.nn as nn
-from monai.data import Dataset
+from monai.data import DataLoader, Dataset
 from monai.transforms import Compose
 
 from monai_remedis.backbones.weights import load_backbone_weights
@@ -33,6 +33,7 @@ from monai_remedis.engines.handlers import HistoryRecorder, attach_training_hand
 from monai_remedis.engines.runtime import (
     atomic_torch_save,
     atomic_write_json,
+    collate_items,
     is_main_process,
     make_loader,
     prepare_run_dir,
@@ -289,7 +290,8 @@ class ArkStage:
         for d in self.datasets:
             if not d.val:
                 continue
-            loader = make_loader(Dataset(list(d.val), transform=d.load_transform), 256, shuffle=False)
+            # every rank scores the whole validation set (no sharding): the AUC needs all of it
+            loader = DataLoader(Dataset(list(d.val), transform=d.load_transform), 256, collate_fn=collate_items)
             logits, labels = [], []
             for batch in loader:
                 logits.append(model(batch["image"].to(device), d.name)[1].float().cpu())
