@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Ark vs single-dataset supervised vs stage 1 (the init both start from) on a target Ark never saw labels for:
 # PneumoniaMNIST, the CXR bundle's own task.
-#   1. stage 1 on the CIFAR-10 subset (1,000 images, 3 epochs: a small stand-in for BiT weights);
+#   1. stage 1 on the CIFAR-10 subset (500 images, 3 epochs: a small stand-in for BiT weights);
 #   2. Ark on BreastMNIST (binary, 546) + mini-MIAS abnormality classes (multi-label, 70) from stage 1;
 #   3. the same overlay with BreastMNIST only and c = 0: plain supervised training on one source (same init);
 #   4. the ordinary evaluate stage: full fine-tuning of every init on 1% of PneumoniaMNIST's labels x 3 seeds
@@ -20,7 +20,7 @@ COMMON=(--output_dir "$OUT" --log_every 0 --resume true)
 stage() { python -m monai_remedis run "$@"; }
 
 steps() {
-  [ -f "$OUT/pretrain/backbone.pt" ] || stage cxr pretrain "${COMMON[@]}" --limit 1000 --pretrain_epochs 3
+  [ -f "$OUT/pretrain/backbone.pt" ] || stage cxr pretrain "${COMMON[@]}" --limit 500 --pretrain_epochs 3
   [ -f "$OUT/ark/backbone.pt" ] || stage cxr pretrain --overlay ark.yaml "${COMMON[@]}" --ark_epochs "$ARK_EPOCHS"
   [ -f "$OUT/breast_only/backbone.pt" ] || stage cxr pretrain --overlay ark.yaml "${COMMON[@]}" \
     --ark_epochs "$ARK_EPOCHS" --ark_datasets '$[@ark_breast]' --ark_consistency 0.0 --ark_dir "$OUT/breast_only"
