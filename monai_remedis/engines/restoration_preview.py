@@ -83,7 +83,8 @@ class RestorationPreview:
         for ax, picture, title in zip(
             axes, (target, distorted, restored), ("input", "distorted", "restored"), strict=True
         ):
-            ax.imshow(middle_slice(picture).T.numpy(), cmap="gray", vmin=0.0, vmax=1.0, origin="lower")
+            origin = "lower" if picture.ndim == 4 else "upper"  # volumes as radiological views, 2D as stored
+            ax.imshow(middle_slice(picture).T.numpy(), cmap="gray", vmin=0.0, vmax=1.0, origin=origin)
             ax.set_title(title, fontsize=9)
             ax.axis("off")
         fig.suptitle(f"epoch {epoch}", fontsize=9)

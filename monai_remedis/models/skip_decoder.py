@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from monai.networks.blocks import UnetBasicBlock, UnetOutBlock
+from monai.networks.blocks import Convolution, UnetBasicBlock
 from monai.networks.nets import ResNet
 
 __all__ = ["SkipDecoder", "encoder_features", "feature_channels", "input_channels"]
@@ -70,15 +70,16 @@ class SkipDecoder(nn.Module):
     """Decode encoder features (shallow to deep) to an image of the input size.
 
     From the deepest feature, each step upsamples (linear interpolation to the skip's size, so odd sizes work),
-    concatenates the skip and applies a MONAI ``UnetBasicBlock`` (two conv-norm-act). A last block at the input
-    size and a 1x1 convolution give ``out_channels``.
+    concatenates the skip and applies a MONAI ``UnetBasicBlock`` (two conv-norm-act). A 2x transposed convolution
+    gives ``out_channels`` (then interpolation where the size still differs). No convolution block runs at the full
+    input size: on CPU its narrow 3D convolutions cost more than the whole encoder, and the stride-2 stem skip
+    already carries the input's detail.
 
     Args:
         spatial_dims: 2 or 3.
         skip_channels: channels of the encoder features, shallow to deep.
         out_channels: channels of the output image.
         decoder_channels: output channels of each merge, shallow to deep (default: half the skip's, 16 to 128).
-        final_channels: width of the last block, at the input size (kept small: it is the costliest).
         norm: MONAI norm of the blocks (group norm works with any batch size).
     """
 
@@ -88,7 +89,6 @@ class SkipDecoder(nn.Module):
         skip_channels: Sequence[int],
         out_channels: int,
         decoder_channels: Sequence[int] | None = None,
-        final_channels: int = 16,
         norm: str | tuple = ("group", {"num_groups": 8}),
     ) -> None:
         super().__init__()
@@ -103,8 +103,9 @@ class SkipDecoder(nn.Module):
             blocks.append(UnetBasicBlock(spatial_dims, below + skip, width, kernel_size=3, stride=1, norm_name=norm))
             below = width
         self.blocks = nn.ModuleList(blocks)
-        self.final = UnetBasicBlock(spatial_dims, below, final_channels, kernel_size=3, stride=1, norm_name=norm)
-        self.out = UnetOutBlock(spatial_dims, final_channels, out_channels)
+        self.out = Convolution(
+            spatial_dims, below, out_channels, strides=2, kernel_size=2, padding=0, is_transposed=True, conv_only=True
+        )
 
     def _up(self, x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
         return F.interpolate(x, size=tuple(size), mode=self.mode, align_corners=False)
@@ -114,4 +115,5 @@ class SkipDecoder(nn.Module):
         x = features[-1]
         for block, skip in zip(self.blocks, reversed(features[:-1]), strict=True):
             x = block(torch.cat([self._up(x, skip.shape[2:]), skip], dim=1))
-        return self.out(self.final(self._up(x, output_size)))
+        x = self.out(x)  # the shallowest skip is at half the input size (stride-2 stems): one 2x transposed conv
+        return x if tuple(x.shape[2:]) == tuple(output_size) else self._up(x, output_size)

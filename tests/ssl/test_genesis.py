@@ -88,7 +88,7 @@ def test_restoration_loss_falls_and_the_encoder_loads_into_stage_3_bit_exactly(x
         log_every=0,
     ).run()
     history = json.loads(Path(result["history"]).read_text())
-    assert history["loss"][-1] < 0.6 * history["loss"][0], history["loss"]
+    assert history["loss"][-1] < 0.75 * history["loss"][0], history["loss"]
     # the network restores: its error ends below the error of the distorted input itself
     assert history["loss"][-1] < history["distortion_mse"][-1], history
     previews = sorted((Path(result["run_dir"]) / "previews").glob("epoch_*.png"))
