@@ -39,7 +39,9 @@ def encoder_features(backbone: nn.Module, x: torch.Tensor) -> list[torch.Tensor]
             features.append(x)
         return features
     if hasattr(backbone, "forward_intermediates"):
-        return list(backbone.forward_intermediates(x, intermediates_only=True))
+        # norm=True: the deepest feature goes through the final norm, so every encoder parameter gets a gradient
+        # (DDP needs that) and the pre-activation net's last norm is trained for transfer
+        return list(backbone.forward_intermediates(x, norm=True, intermediates_only=True))
     raise TypeError(
         f"{type(backbone).__name__} exposes no stage features: an encoder-decoder needs a timm backbone "
         "(forward_intermediates) or a MONAI ResNet."
