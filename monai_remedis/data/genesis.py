@@ -241,11 +241,14 @@ class RandGenesisPaint(RandomizableTransform):
 
 
 class _RandDictWrapper(RandomizableTransform, MapTransform):
-    """Dictionary form of an array distortion: one draw per item, applied to every key."""
+    """Dictionary form of an array distortion: one draw per item (from the first key's image), applied to every key.
 
-    backend: list = []
+    Its random state is the wrapped transform's (``set_random_state`` seeds both).
+    """
 
-    def __init__(self, keys: KeysCollection, transform: RandomizableTransform, allow_missing_keys: bool = False):
+    def __init__(
+        self, keys: KeysCollection, transform: RandomizableTransform, allow_missing_keys: bool = False
+    ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         RandomizableTransform.__init__(self, 1.0)
         self.transform = transform
@@ -259,15 +262,15 @@ class _RandDictWrapper(RandomizableTransform, MapTransform):
         self.transform.randomize(data)
 
     def _draw(self, img: NdarrayOrTensor) -> None:
+        """Draw the random parameters for an image like ``img``."""
         self.transform.randomize()
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
-        first = True
-        for key in self.key_iterator(d):
-            if first:
-                self._draw(d[key])
-                first = False
+        keys = list(self.key_iterator(d))
+        if keys:
+            self._draw(d[keys[0]])
+        for key in keys:
             d[key] = self.transform(d[key], randomize=False)
         return d
 
