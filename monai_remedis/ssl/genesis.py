@@ -5,7 +5,7 @@ connections from every encoder stage (:class:`~monai_remedis.models.skip_decoder
 through a sigmoid, and the loss is the mean squared error to the original. Batches hold ``image`` (the target)
 and ``view_0`` (the distorted input), built by :meth:`Genesis.data_transform` from the bundle's load transform
 (:func:`monai_remedis.data.genesis.genesis_pipeline`), so ``--strategy genesis`` works from any bundle. The paper
-trains with SGD (lr 1, momentum 0.9): ``--ssl_optimizer sgd --ssl_learning_rate 1.0``.
+trains with SGD (lr 1, momentum 0.9): ``--ssl_optimizer sgd --ssl_learning_rate 1.0`` (not tuned here).
 
 Reference: Zhou et al., "Models Genesis", Medical Image Analysis 67 (2021) 101840.
 """
