@@ -145,3 +145,12 @@ def test_restoration_loss_falls_on_real_mri_crops(data_dir, tmp_path: Path) -> N
     ).run()
     history = json.loads(Path(result["history"]).read_text())
     assert history["loss"][-1] < 0.6 * history["loss"][0], history["loss"]
+
+
+@pytest.mark.parametrize("module", ["monai_remedis.ssl.genesis", "monai_remedis.data.genesis"])
+def test_docstring_examples_run(module: str) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
