@@ -6,6 +6,7 @@ from monai_remedis.ssl.barlow_twins import BarlowTwins
 from monai_remedis.ssl.base import SSLStrategy
 from monai_remedis.ssl.byol import BYOL
 from monai_remedis.ssl.factory import create_strategy, list_strategies
+from monai_remedis.ssl.genesis import Genesis
 from monai_remedis.ssl.micle import MICLe
 from monai_remedis.ssl.moco import MoCoV2
 from monai_remedis.ssl.relic import RELIC
@@ -15,6 +16,7 @@ __all__ = [
     "BYOL",
     "RELIC",
     "BarlowTwins",
+    "Genesis",
     "MICLe",
     "MoCoV2",
     "SSLStrategy",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -75,6 +76,9 @@ class SSLStrategy(nn.Module):
     def training_step(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         """Loss and logs for one batch; the default picks the views and calls :meth:`forward`."""
         return self(self.views(batch))
+
+    def attach_handlers(self, engine: Any, run_dir: Path) -> None:
+        """Hook: attach strategy-specific Ignite handlers (e.g. previews) to the SSL engine; rank 0 only."""
 
     @torch.no_grad()
     def after_step(self, progress: float) -> None:

@@ -6,6 +6,7 @@ from monai_remedis.plugins.hookspecs import hookimpl
 from monai_remedis.plugins.registry import Registry
 from monai_remedis.ssl.barlow_twins import BarlowTwins
 from monai_remedis.ssl.byol import BYOL
+from monai_remedis.ssl.genesis import Genesis
 from monai_remedis.ssl.micle import MICLe
 from monai_remedis.ssl.moco import MoCoV2
 from monai_remedis.ssl.relic import RELIC
@@ -17,6 +18,7 @@ BUILTIN_STRATEGIES = {
     "byol": (BYOL, "BYOL: predictor regressing an EMA target network (Grill et al. 2020)"),
     "relic": (RELIC, "RELIC: contrastive term plus KL invariance across views (Mitrovic et al. 2021)"),
     "barlow_twins": (BarlowTwins, "Barlow Twins: cross-correlation to identity, lambda 5e-3 (Zbontar et al. 2021)"),
+    "genesis": (Genesis, "Models Genesis: U-Net restores images from four distortions, MSE (Zhou et al. 2021)"),
     "micle": (MICLe, "MICLe: NT-Xent with positives from two images of one patient (Azizi et al. 2021)"),
 }
 """Registered name -> (strategy class, one-line description)."""
@@ -24,6 +26,6 @@ BUILTIN_STRATEGIES = {
 
 @hookimpl
 def remedis_register_strategies(registry: Registry) -> None:
-    """Register the built-in strategies (``simclr``, ``moco_v2``, ``byol``, ``relic``, ``barlow_twins``, ``micle``)."""
+    """Register the built-in strategies (the names of :data:`BUILTIN_STRATEGIES`)."""
     for name, (cls, description) in BUILTIN_STRATEGIES.items():
         registry.register(name, cls, description=description)

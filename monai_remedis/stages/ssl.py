@@ -154,6 +154,8 @@ class SSLStage:
             amp=runtime.amp,
             non_blocking=device.type == "cuda",
         )
+        if is_main_process():
+            strategy.attach_handlers(trainer, run_dir)  # strategy-specific handlers, e.g. Genesis previews
         history_path = run_dir / "history.json"
         history = HistoryRecorder(history_path, resume=runtime.resume)
         to_save = {"network": strategy, "optimizer": optimizer, "lr_scheduler": scheduler, "trainer": trainer}
