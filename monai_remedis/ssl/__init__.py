@@ -1,4 +1,4 @@
-"""Self-supervised strategies (SimCLR, MoCo v2, BYOL, RELIC, Barlow Twins, MICLe) built by name through the registry."""
+"""Self-supervised strategies (SimCLR, MoCo v2, BYOL, RELIC, Barlow Twins, MICLe, PEAC), built by name."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from monai_remedis.ssl.byol import BYOL
 from monai_remedis.ssl.factory import create_strategy, list_strategies
 from monai_remedis.ssl.micle import MICLe
 from monai_remedis.ssl.moco import MoCoV2
+from monai_remedis.ssl.peac import PEAC
 from monai_remedis.ssl.relic import RELIC
 from monai_remedis.ssl.simclr import SimCLR
 
@@ -17,6 +18,7 @@ __all__ = [
     "BarlowTwins",
     "MICLe",
     "MoCoV2",
+    "PEAC",
     "SSLStrategy",
     "SimCLR",
     "create_strategy",

@@ -8,6 +8,7 @@ from monai_remedis.ssl.barlow_twins import BarlowTwins
 from monai_remedis.ssl.byol import BYOL
 from monai_remedis.ssl.micle import MICLe
 from monai_remedis.ssl.moco import MoCoV2
+from monai_remedis.ssl.peac import PEAC
 from monai_remedis.ssl.relic import RELIC
 from monai_remedis.ssl.simclr import SimCLR
 
@@ -18,12 +19,14 @@ BUILTIN_STRATEGIES = {
     "relic": (RELIC, "RELIC: contrastive term plus KL invariance across views (Mitrovic et al. 2021)"),
     "barlow_twins": (BarlowTwins, "Barlow Twins: cross-correlation to identity, lambda 5e-3 (Zbontar et al. 2021)"),
     "micle": (MICLe, "MICLe: NT-Xent with positives from two images of one patient (Azizi et al. 2021)"),
+    "peac": (PEAC, "PEAC: global + grid-matched patch consistency with an EMA teacher (Zhou et al. 2023)"),
 }
 """Registered name -> (strategy class, one-line description)."""
 
 
 @hookimpl
 def remedis_register_strategies(registry: Registry) -> None:
-    """Register the built-in strategies (``simclr``, ``moco_v2``, ``byol``, ``relic``, ``barlow_twins``, ``micle``)."""
+    """Register the built-in strategies (``simclr``, ``moco_v2``, ``byol``, ``relic``, ``barlow_twins``, ``micle``,
+    ``peac``)."""
     for name, (cls, description) in BUILTIN_STRATEGIES.items():
         registry.register(name, cls, description=description)
