@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -75,6 +76,10 @@ class SSLStrategy(nn.Module):
     def training_step(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         """Loss and logs for one batch; the default picks the views and calls :meth:`forward`."""
         return self(self.views(batch))
+
+    def write_preview(self, batch: Mapping[str, Any], run_dir: Path) -> Path | None:
+        """Write a picture of what the strategy trains on, from the run's first batch; the default writes nothing."""
+        return None
 
     @torch.no_grad()
     def after_step(self, progress: float) -> None:

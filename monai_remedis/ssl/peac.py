@@ -18,11 +18,14 @@ Differences from the paper, stated:
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from monai.transforms import Compose
 
 from monai_remedis.backbones.dense import dense_features, to_cell_grid
@@ -32,6 +35,8 @@ from monai_remedis.ssl.collapse import collapse_logs
 from monai_remedis.ssl.heads import projection_head
 from monai_remedis.ssl.losses.byol import BYOLLoss
 from monai_remedis.ssl.momentum import cosine_momentum, ema_update, frozen_copy
+
+logger = logging.getLogger("monai_remedis")
 
 GRID_KWARGS = ("image_size", "cell_size", "crop_cells", "max_offset", "jitter")
 """Strategy kwargs that shape the grid-matched views (:class:`~monai_remedis.data.grid_views.GridSpec`)."""
@@ -217,6 +222,29 @@ class PEAC(SSLStrategy):
             "target_momentum": torch.tensor(self.momentum, device=loss.device),
             **collapse_logs(p_global[:batch]),
         }
+
+    @torch.no_grad()
+    def write_preview(self, batch: Mapping[str, Any], run_dir: Path) -> Path:
+        """``<run_dir>/peac_correspondence.png``: the first pair's crops, matched cells and the teacher's similarity of
+        crop 0's middle matched cell to every cell of crop 1 (:mod:`monai_remedis.ssl.peac_preview`)."""
+        from monai_remedis.ssl.peac_preview import write_correspondence_png
+
+        view0, view1, mask0, mask1 = (v[:1] for v in self.views(batch))
+        device = next(self.teacher_backbone.parameters()).device
+        cells = []
+        for view in (view0, view1):
+            dense = dense_features(self.teacher_backbone, view.to(device).float())[1]
+            cells.append(F.normalize(to_cell_grid(dense, self.grid.crop_cells).flatten(2)[0], dim=0))  # (D, N)
+        mask0, mask1 = mask0[0].bool(), mask1[0].bool()
+        similarity = None
+        if mask0.any():
+            query_cell = int(torch.nonzero(mask0)[int(mask0.sum()) // 2])
+            similarity = cells[0][:, query_cell] @ cells[1]
+        path = write_correspondence_png(
+            Path(run_dir) / "peac_correspondence.png", view0[0], view1[0], mask0, mask1, self.grid.cell_size, similarity
+        )
+        logger.info("PEAC: wrote the correspondence of the first pair to %s", path)
+        return path
 
     @torch.no_grad()
     def after_step(self, progress: float) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import ignite.distributed as idist
 import torch.nn as nn
+from ignite.engine import Events
 from monai.data import Dataset
 
 from monai_remedis.backbones.weights import load_backbone_weights
@@ -185,6 +186,10 @@ class SSLStage:
             amp=self.amp,
             non_blocking=device.type == "cuda",
         )
+        if is_main_process():  # e.g. PEAC's correspondence heat map of the first pair
+            trainer.add_event_handler(
+                Events.ITERATION_STARTED(once=1), lambda e: strategy.write_preview(e.state.batch, run_dir)
+            )
         history_path = run_dir / "history.json"
         history = HistoryRecorder(history_path, _resumable_history(history_path) if self.resume else None)
         to_save = {"network": strategy, "optimizer": optimizer, "lr_scheduler": scheduler, "trainer": trainer}
