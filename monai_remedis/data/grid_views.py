@@ -129,6 +129,27 @@ def crop_on_grid(image: torch.Tensor, origin: tuple[int, int], offset: tuple[int
     return image[..., top : top + spec.crop_size, left : left + spec.crop_size]
 
 
+def permute_cells(images: torch.Tensor, perm: torch.Tensor, cell_size: int) -> torch.Tensor:
+    """Rearrange the grid cells of each image: cell ``j`` of the output is cell ``perm[b, j]`` of image ``b``.
+
+    Args:
+        images: ``(B, C, H, W)`` crops whose sides are multiples of ``cell_size``.
+        perm: ``(B, N)`` permutations of the ``N = (H / cell) * (W / cell)`` cells in raster order.
+        cell_size: cell side in pixels.
+
+    Example:
+        >>> import torch
+        >>> x = torch.arange(4.0).view(1, 1, 2, 2)
+        >>> permute_cells(x, torch.tensor([[3, 2, 1, 0]]), cell_size=1).flatten().tolist()
+        [3.0, 2.0, 1.0, 0.0]
+    """
+    b, c, h, w = images.shape
+    rows, cols = h // cell_size, w // cell_size
+    cells = images.reshape(b, c, rows, cell_size, cols, cell_size).permute(0, 2, 4, 1, 3, 5).reshape(b, rows * cols, -1)
+    cells = cells.gather(1, perm[..., None].expand(-1, -1, cells.shape[-1]))
+    return cells.reshape(b, rows, cols, c, cell_size, cell_size).permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w)
+
+
 def is_geometric(transform: Any) -> bool:
     """Whether a MONAI transform moves pixels (spatial, crop/pad or lazy transforms), which would break the grid."""
     if isinstance(transform, Compose):  # a container (itself invertible): its steps are judged one by one

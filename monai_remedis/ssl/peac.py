@@ -11,8 +11,10 @@ Differences from the paper, stated:
       the student (``predictor=True``, the default) keeps student and teacher from agreeing on a constant.
     * The consistency is BYOL's normalised MSE (``2 - 2 cos``) for both terms (the paper: MSE of L2-normalised global
       embeddings, plain MSE of local ones).
-    * ``patch_order`` and ``restoration`` (the POPAR terms) are accepted as flags but not implemented: setting them
-      raises ``NotImplementedError``.
+    * Of the POPAR terms, ``patch_order`` is implemented: with probability ``order_prob`` the cells of the student's
+      crop 0 are shuffled and a linear head predicts each cell's original position from its embedding; the shuffled
+      student cells are put back in order before the local term (the paper drops shuffled samples from it).
+      ``restoration`` (Genesis-style pixel restoration) is not implemented: setting it raises ``NotImplementedError``.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import torch.nn.functional as F
 from monai.transforms import Compose
 
 from monai_remedis.backbones.dense import dense_features, to_cell_grid
-from monai_remedis.data.grid_views import MASK_KEY, GridMatchedViewsd, GridSpec, intensity_only
+from monai_remedis.data.grid_views import MASK_KEY, GridMatchedViewsd, GridSpec, intensity_only, permute_cells
 from monai_remedis.ssl.base import SSLStrategy, view_key
 from monai_remedis.ssl.collapse import collapse_logs
 from monai_remedis.ssl.heads import projection_head
@@ -94,7 +96,9 @@ class PEAC(SSLStrategy):
         crop_cells: crop side in cells.
         max_offset: largest crop offset in cells (None: all that fit).
         jitter: random sub-cell shift of the grid.
-        patch_order: the POPAR patch-order term (not implemented).
+        patch_order: add the POPAR patch-order term (meaningful when one feature cell is one grid cell: a ViT).
+        order_prob: probability that a sample's crop 0 is shuffled for the student (POPAR: 0.5).
+        order_weight: weight of the patch-order cross-entropy.
         restoration: the POPAR/Genesis restoration term (not implemented).
 
     Example:
@@ -126,13 +130,14 @@ class PEAC(SSLStrategy):
         max_offset: int | None = None,
         jitter: bool = True,
         patch_order: bool = False,
+        order_prob: float = 0.5,
+        order_weight: float = 1.0,
         restoration: bool = False,
     ) -> None:
         super().__init__(backbone)
-        if patch_order or restoration:
+        if restoration:
             raise NotImplementedError(
-                "PEAC's patch-order and restoration (POPAR) terms are not implemented; leave patch_order and "
-                "restoration false (global + local consistency only)."
+                "PEAC's restoration (POPAR/Genesis) term is not implemented; leave restoration false."
             )
         if not 0.0 <= base_momentum <= final_momentum <= 1.0:
             raise ValueError(f"need 0 <= base_momentum <= final_momentum <= 1, got {base_momentum}, {final_momentum}.")
@@ -156,6 +161,9 @@ class PEAC(SSLStrategy):
         self.momentum = base_momentum
         self.global_weight = global_weight
         self.local_weight = local_weight
+        self.order_head = nn.Linear(feature_dim, crop_cells**2) if patch_order else None
+        self.order_prob = order_prob
+        self.order_weight = order_weight
 
     @classmethod
     def data_transform(
@@ -179,8 +187,9 @@ class PEAC(SSLStrategy):
             )
         return [batch[k] for k in keys]
 
-    def _embed(self, x: torch.Tensor, teacher: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """Global ``(B, P)`` and cell ``(B, crop_cells**2, P)`` projections of the student or the teacher."""
+    def _embed(self, x: torch.Tensor, teacher: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Global ``(B, P)`` and cell ``(B, N, P)`` projections and the cell features ``(B, N, D)``, ``N`` the
+        crop's cells, of the student or the teacher."""
         backbone, projector, local_projector = (
             (self.teacher_backbone, self.teacher_projector, self.teacher_local_projector)
             if teacher
@@ -193,7 +202,15 @@ class PEAC(SSLStrategy):
         if not teacher:
             z_global = self.predictor(z_global)
             z_local = self.local_predictor(z_local.flatten(0, 1)).view(z_local.shape)
-        return z_global, z_local
+        return z_global, z_local, cells
+
+    def _draw_order(self, batch: int, device: torch.device) -> torch.Tensor:
+        """``(B, N)`` cell permutations: random for a fraction ``order_prob`` of the samples, identity otherwise."""
+        cells = self.grid.crop_cells**2
+        perm = torch.rand(batch, cells, device=device).argsort(dim=1)
+        keep = torch.rand(batch, device=device) >= self.order_prob
+        perm[keep] = torch.arange(cells, device=device)
+        return perm
 
     def forward(self, views: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
         """Loss and logs from ``[crop_0, crop_1, mask_0, mask_1]`` (without masks: the crops coincide)."""
@@ -204,17 +221,28 @@ class PEAC(SSLStrategy):
         else:
             mask0 = mask1 = torch.ones(batch, self.grid.crop_cells**2, dtype=torch.bool, device=x0.device)
         x = torch.cat([x0, x1], dim=0)
-        p_global, p_local = self._embed(x, teacher=False)
+        perm = self._draw_order(batch, x0.device) if self.order_head is not None else None
+        student_x = x if perm is None else torch.cat([permute_cells(x0, perm, self.grid.cell_size), x1], dim=0)
+        p_global, p_local, cells = self._embed(student_x, teacher=False)
+        logs: dict[str, torch.Tensor] = {}
+        order_loss = x0.new_zeros(())
+        if perm is not None:  # the order head names each shuffled cell's origin; then the cells go back in order
+            logits = self.order_head(cells[:batch])
+            order_loss = F.cross_entropy(logits.flatten(0, 1).float(), perm.flatten())
+            inverse = perm.argsort(dim=1)[..., None].expand(-1, -1, p_local.shape[-1])
+            p_local = torch.cat([p_local[:batch].gather(1, inverse), p_local[batch:]], dim=0)
+            logs["loss_order"] = order_loss.detach()
         with torch.no_grad():
-            t_global, t_local = self._embed(x, teacher=True)
+            t_global, t_local, _ = self._embed(x, teacher=True)
         global_loss = self.criterion(p_global[:batch], t_global[batch:]) + self.criterion(
             p_global[batch:], t_global[:batch]
         )
         local_loss = matched_consistency(p_local[:batch], t_local[batch:], mask0, mask1) + matched_consistency(
             p_local[batch:], t_local[:batch], mask1, mask0
         )
-        loss = self.global_weight * global_loss + self.local_weight * local_loss
+        loss = self.global_weight * global_loss + self.local_weight * local_loss + self.order_weight * order_loss
         return {
+            **logs,
             "loss": loss,
             "loss_global": global_loss.detach(),
             "loss_local": local_loss.detach(),

@@ -19,6 +19,7 @@ from monai_remedis.data.grid_views import (
     intensity_only,
     is_geometric,
     overlap_masks,
+    permute_cells,
 )
 from monai_remedis.data.paths import PROJECT_ROOT
 
@@ -59,6 +60,14 @@ def test_crops_sit_on_the_grid_of_the_resized_image(xrays: np.ndarray) -> None:
         row, col = (out[OFFSET_KEY.format(i)] * spec.cell_size).tolist()
         window = resized[:, top + row : top + row + spec.crop_size, left + col : left + col + spec.crop_size]
         assert torch.equal(out[f"view_{i}"], window)
+
+
+def test_permuted_cells_carry_the_pixels_of_their_source_cells(xrays: np.ndarray) -> None:
+    crop = torch.from_numpy(xrays[2][None, None])  # (1, 1, 28, 28): 7 x 7 cells of 4 px
+    perm = torch.randperm(49, generator=torch.Generator().manual_seed(0))[None]
+    shuffled = permute_cells(crop, perm, cell_size=4)
+    assert torch.equal(_cells(shuffled[0], 4), _cells(crop[0], 4)[perm[0]])
+    assert torch.equal(permute_cells(shuffled, perm.argsort(dim=1), cell_size=4), crop)
 
 
 def test_overlap_masks_pair_cells_in_raster_order() -> None:

@@ -88,9 +88,20 @@ def test_no_overlap_gives_no_local_loss() -> None:
     assert out["loss_local"].item() == 0.0 and out["matched_cells"].item() == 0.0
 
 
-def test_popar_flags_are_refused_until_implemented() -> None:
-    with pytest.raises(NotImplementedError, match="patch-order"):
-        _model(patch_order=True)
+def test_restoration_is_refused_until_implemented() -> None:
+    with pytest.raises(NotImplementedError, match="restoration"):
+        _model(restoration=True)
+
+
+def test_patch_order_term_shuffles_the_student_crop_and_scores_every_cell() -> None:
+    model = _model(patch_order=True, order_prob=1.0)
+    torch.manual_seed(0)
+    out = model(_pair())
+    out["loss"].backward()
+    assert out["loss_order"].item() > 0 and model.order_head.weight.grad is not None
+    assert model._draw_order(3, torch.device("cpu")).sort(dim=1).values.equal(torch.arange(49).expand(3, 49))
+    model.order_prob = 0.0
+    assert torch.equal(model._draw_order(2, torch.device("cpu")), torch.arange(49).expand(2, 49))
 
 
 def _real_stage(tmp_path: Path, pneumonia_npz: Path, backbone: str, epochs: int) -> SSLStage:
