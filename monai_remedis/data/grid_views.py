@@ -260,6 +260,8 @@ class GridMatchedViewsd(Randomizable, MapTransform):
         d = dict(data)
         key = self.keys[0]
         image = torch.as_tensor(d[key])
+        if image.ndim != 3:
+            raise ValueError(f"GridMatchedViewsd takes 2D (C, H, W) images; '{key}' has shape {tuple(image.shape)}.")
         if tuple(image.shape[1:]) != (self.spec.image_size,) * 2:
             image = self.resize(image)
         self.randomize()

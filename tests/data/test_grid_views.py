@@ -93,6 +93,27 @@ def test_offsets_and_origin_stay_in_range_and_are_reproducible(xrays: np.ndarray
     assert seen == {(0, 0), (0, 1), (1, 0), (1, 1)}
 
 
+def test_volumes_are_refused() -> None:
+    with pytest.raises(ValueError, match="2D"):
+        GridMatchedViewsd("image")({"image": torch.zeros(1, 28, 28, 28)})
+
+
+@pytest.mark.parametrize(("bundle", "channels"), [("cxr", 1), ("fundus", 3)])
+def test_peac_builds_its_views_from_a_bundle_transforms(data_dir: Path, bundle: str, channels: int) -> None:
+    from monai_remedis.ssl.peac import PEAC
+
+    parser = ConfigParser()
+    parser.read_config(str(PROJECT_ROOT / "bundles" / bundle / "configs" / "common.yaml"))
+    parser["limit"] = 4
+    item = parser.get_parsed_content("checked_datalist")["train"][0]
+    transform = PEAC.data_transform(
+        parser.get_parsed_content("load_transform"), parser.get_parsed_content("ssl_view_transform"), {}
+    )
+    out = transform(item)
+    assert out["view_0"].shape == out["view_1"].shape == (channels, 28, 28)
+    assert out[MASK_KEY.format(0)].sum() == out[MASK_KEY.format(1)].sum() >= 25
+
+
 def test_the_bundle_view_policy_keeps_only_its_intensity_transforms(xrays: np.ndarray) -> None:
     parser = ConfigParser()
     parser.read_config(str(PROJECT_ROOT / "bundles" / "cxr" / "configs" / "common.yaml"))
