@@ -142,6 +142,12 @@ class PEAC(SSLStrategy):
         if not 0.0 <= base_momentum <= final_momentum <= 1.0:
             raise ValueError(f"need 0 <= base_momentum <= final_momentum <= 1, got {base_momentum}, {final_momentum}.")
         self.grid = GridSpec(image_size, cell_size, crop_cells, max_offset, jitter)
+        patch = getattr(backbone, "patch_size", None)
+        if patch and self.grid.crop_size % int(patch):
+            raise ValueError(
+                f"crops of {self.grid.crop_size} px are not a whole number of the backbone's {patch} px patches; "
+                f"use cell_size {patch} (or a multiple of it)."
+            )
         feature_dim = int(backbone.feature_dim)
         self.projector = projection_head(feature_dim, hidden_dim, projection_dim, num_layers=2, last_bn=False)
         self.local_projector = projection_head(feature_dim, hidden_dim, projection_dim, num_layers=2, last_bn=False)

@@ -88,9 +88,11 @@ def test_no_overlap_gives_no_local_loss() -> None:
     assert out["loss_local"].item() == 0.0 and out["matched_cells"].item() == 0.0
 
 
-def test_restoration_is_refused_until_implemented() -> None:
+def test_restoration_is_refused_until_implemented_and_cells_must_fit_the_vit_patch() -> None:
     with pytest.raises(NotImplementedError, match="restoration"):
         _model(restoration=True)
+    with pytest.raises(ValueError, match="8 px patches"):
+        _model("vit_tiny_p8", cell_size=4, crop_cells=7)
 
 
 def test_patch_order_term_shuffles_the_student_crop_and_scores_every_cell() -> None:
