@@ -40,6 +40,16 @@ def test_stage1_rgb_cifar_weights_load_into_a_grayscale_vit(tmp_path: Path) -> N
     torch.testing.assert_close(gray.blocks[0].attn.qkv.weight, rgb.blocks[0].attn.qkv.weight)
 
 
+def test_resnet_dense_features_are_its_last_map_and_pool_to_its_output() -> None:
+    model = create_backbone("bit_resnet18", in_channels=1).eval()
+    x = torch.randn(2, 1, 64, 64)
+    with torch.no_grad():
+        pooled, dense = dense_features(model, x)
+        torch.testing.assert_close(pooled, model(x))
+    assert dense.shape == (2, 512, 2, 2)  # stride 32: a 64 px crop gives 2 x 2 cells
+    assert to_cell_grid(dense, 8).shape == (2, 512, 8, 8)  # interpolated onto finer grid cells (approximate)
+
+
 def test_cell_grid_is_exact_for_matching_patches_and_pools_finer_maps() -> None:
     fine = torch.arange(16.0).view(1, 1, 4, 4)
     assert torch.equal(to_cell_grid(fine, 4), fine)
