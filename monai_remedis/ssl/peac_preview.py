@@ -60,7 +60,7 @@ def correspondence_figure(
     query = matched // 2 if query is None else query
     for ax, view, mask, name in ((axes[0], view0, mask0, "crop 0"), (axes[1], view1, mask1, "crop 1")):
         ax.imshow(_display(view), cmap="gray", extent=extent)
-        ax.imshow(_match_index_map(mask, cells), cmap="turbo", alpha=0.45, extent=extent, vmin=0, vmax=max(1, matched))
+        ax.imshow(_match_index_map(mask, cells), cmap="turbo", alpha=0.35, extent=extent, vmin=0, vmax=max(1, matched))
         if matched:
             row, col = divmod(int(torch.nonzero(mask.cpu())[query]), cells)
             ax.add_patch(
