@@ -4,6 +4,8 @@ on real chest X-rays learns and writes its correspondence picture."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -146,3 +148,13 @@ def test_the_loss_falls_on_real_xrays_and_the_correspondence_png_is_written(
     assert min(history["matched_cells"]) >= 25  # 7x7-cell crops offset by at most 2 cells overlap by >= 5x5
     png = Path(out["run_dir"]) / "peac_correspondence.png"
     assert png.is_file() and png.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backbone", ["bit_resnet18", "vit_mini_p4"])
+def test_the_cxr_bundle_runs_peac_by_name(tmp_path: Path, backbone: str) -> None:
+    args = [sys.executable, "-m", "monai_remedis", "run", "cxr", "ssl", "--strategy", "peac", "--backbone", backbone]
+    args += ["--ssl_init", "$None", "--limit", "64", "--batch_size", "32", "--max_epochs", "1", "--log_every", "0"]
+    result = subprocess.run([*args, "--output_dir", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "ssl" / "backbone.pt").is_file() and (tmp_path / "ssl" / "peac_correspondence.png").is_file()
