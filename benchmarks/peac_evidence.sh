@@ -14,7 +14,7 @@ CXR="python -m monai_remedis run cxr"
 COMMON="--output_dir $OUT --log_every 0"
 EVAL="--finetune_checkpoint '\$None' --sweep_inits \"$INITS\" --sweep_seeds [0,1,2]"
 
-if [[ " $PHASES " == *" train "* ]]; then
+if [[ " $PHASES " == *" train "* && ! -f $OUT/ssl_peac/backbone.pt ]]; then
   flock "$LOCK" timeout 590 bash -c "
     [ -f $OUT/pretrain/backbone.pt ] || $CXR pretrain $COMMON --pretrain_epochs $PRETRAIN_EPOCHS
     [ -f $OUT/ssl_simclr/backbone.pt ] || $CXR ssl $COMMON --strategy simclr --ssl_dir $OUT/ssl_simclr --ssl_epochs $SSL_EPOCHS
@@ -22,7 +22,7 @@ if [[ " $PHASES " == *" train "* ]]; then
   "
 fi
 # Full fine-tuning (the paper's protocol) at 10% and 100% of the labels, then the linear probe; 3 seeds, paired CIs.
-if [[ " $PHASES " == *" eval "* && -f $OUT/ssl_peac/backbone.pt ]]; then
+if [[ " $PHASES " == *" eval "* && -f $OUT/ssl_peac/backbone.pt && ! -f $OUT/eval_probe/paired.csv ]]; then
   flock "$LOCK" timeout 590 bash -c "
     [ -f $OUT/eval_finetune/paired.csv ] || $CXR evaluate $COMMON --evaluate_dir $OUT/eval_finetune $EVAL \
       --sweep_fractions [0.1,1.0]
