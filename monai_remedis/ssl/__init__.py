@@ -1,4 +1,4 @@
-"""Self-supervised strategies (SimCLR, MoCo v2, BYOL, RELIC, Barlow Twins, MICLe) built by name through the registry."""
+"""Self-supervised strategies (SimCLR, MoCo v2, BYOL, RELIC, Barlow Twins, MICLe, PEAC), built by name."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from monai_remedis.ssl.factory import create_strategy, list_strategies
 from monai_remedis.ssl.genesis import Genesis
 from monai_remedis.ssl.micle import MICLe
 from monai_remedis.ssl.moco import MoCoV2
+from monai_remedis.ssl.peac import PEAC
 from monai_remedis.ssl.relic import RELIC
 from monai_remedis.ssl.simclr import SimCLR
 
@@ -19,6 +20,7 @@ __all__ = [
     "Genesis",
     "MICLe",
     "MoCoV2",
+    "PEAC",
     "SSLStrategy",
     "SimCLR",
     "create_strategy",

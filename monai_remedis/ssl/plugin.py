@@ -9,6 +9,7 @@ from monai_remedis.ssl.byol import BYOL
 from monai_remedis.ssl.genesis import Genesis
 from monai_remedis.ssl.micle import MICLe
 from monai_remedis.ssl.moco import MoCoV2
+from monai_remedis.ssl.peac import PEAC
 from monai_remedis.ssl.relic import RELIC
 from monai_remedis.ssl.simclr import SimCLR
 
@@ -20,6 +21,7 @@ BUILTIN_STRATEGIES = {
     "barlow_twins": (BarlowTwins, "Barlow Twins: cross-correlation to identity, lambda 5e-3 (Zbontar et al. 2021)"),
     "genesis": (Genesis, "Models Genesis: U-Net restores images from four distortions, MSE (Zhou et al. 2021)"),
     "micle": (MICLe, "MICLe: NT-Xent with positives from two images of one patient (Azizi et al. 2021)"),
+    "peac": (PEAC, "PEAC: global + grid-matched patch consistency with an EMA teacher (Zhou et al. 2023)"),
 }
 """Registered name -> (strategy class, one-line description)."""
 
