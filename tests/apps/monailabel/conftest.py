@@ -1,0 +1,59 @@
+"""Fixtures for the MONAI Label app (``apps/monailabel``): real images in a datastore folder, a REMEDIS-shaped encoder.
+
+Tests that need the real ``monailabel`` package are marked ``monailabel`` and skip cleanly without it; run them with
+the app's venv: ``.venv-monailabel/bin/python -m pytest -m monailabel tests/apps/monailabel`` (docs/monailabel.md).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from monai_remedis.backbones import create_backbone
+from monai_remedis.data.paths import PROJECT_ROOT
+
+APP_DIR = PROJECT_ROOT / "apps" / "monailabel"
+if str(APP_DIR) not in sys.path:
+    sys.path.insert(0, str(APP_DIR))  # `remedis_label`, as MONAI Label imports it beside main.py
+
+CXR_CLASSES = ["normal", "pneumonia"]
+
+
+def write_pneumonia_pngs(npz: Path, folder: Path, count: int, split: str = "test") -> dict[str, int]:
+    """Write the first ``count`` PneumoniaMNIST ``split`` images, alternating classes, as PNGs; returns id -> label.
+
+    Temporary copies for a datastore folder (MONAI Label writes its ``datastore_v2.json`` and labels beside them).
+    """
+    data = np.load(npz)
+    images, labels = data[f"{split}_images"], data[f"{split}_labels"][:, 0]
+    per_class = [np.flatnonzero(labels == c) for c in (0, 1)]
+    order = [int(i) for pair in zip(*per_class, strict=False) for i in pair][:count]
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for index in order:
+        image_id = f"pneumonia_{split}_{index:04d}"
+        Image.fromarray(images[index]).save(folder / f"{image_id}.png")
+        out[image_id] = int(labels[index])
+    return out
+
+
+@pytest.fixture
+def cxr_studies(tmp_path: Path, pneumonia_npz: Path) -> tuple[Path, dict[str, int]]:
+    """A datastore folder of 24 real chest X-ray PNGs (12 per class) and their true labels."""
+    folder = tmp_path / "studies"
+    return folder, write_pneumonia_pngs(pneumonia_npz, folder, 24)
+
+
+@pytest.fixture
+def cxr_encoder(tmp_path: Path) -> Path:
+    """A stage-2-shaped ``backbone.pt`` for the cxr bundle (bit_resnet18, 1 channel; mechanics, not accuracy)."""
+    torch.manual_seed(0)
+    path = tmp_path / "encoder" / "backbone.pt"
+    path.parent.mkdir()
+    torch.save(create_backbone("bit_resnet18", in_channels=1).state_dict(), path)
+    return path
