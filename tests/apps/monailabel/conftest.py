@@ -6,6 +6,7 @@ the app's venv: ``.venv-monailabel/bin/python -m pytest -m monailabel tests/apps
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -57,3 +58,11 @@ def cxr_encoder(tmp_path: Path) -> Path:
     path.parent.mkdir()
     torch.save(create_backbone("bit_resnet18", in_channels=1).state_dict(), path)
     return path
+
+
+@pytest.fixture
+def app_copy(tmp_path: Path) -> Path:
+    """The app code in a temporary folder: MONAI Label writes model/, logs/, lib/, bin/ beside main.py."""
+    app = tmp_path / "app"
+    shutil.copytree(APP_DIR, app, ignore=shutil.ignore_patterns("model", "logs", "lib", "bin", "__pycache__"))
+    return app
