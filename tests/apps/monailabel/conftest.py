@@ -66,3 +66,30 @@ def app_copy(tmp_path: Path) -> Path:
     app = tmp_path / "app"
     shutil.copytree(APP_DIR, app, ignore=shutil.ignore_patterns("model", "logs", "lib", "bin", "__pycache__"))
     return app
+
+
+@pytest.fixture
+def fundus_studies(tmp_path: Path, data_dir: Path) -> tuple[Path, dict[str, int]]:
+    """A datastore folder linking 10 real APTOS fundus photographs (128 px PNGs, two of each grade)."""
+    import csv
+
+    source = data_dir / "aptos2019_dr"
+    with (source / "labels.csv").open() as f:
+        rows = [(r["id_code"], int(r["diagnosis"])) for r in csv.DictReader(f)]
+    folder, truth = tmp_path / "fundus_studies", {}
+    folder.mkdir()
+    for grade in range(5):
+        for image_id, _ in [r for r in rows if r[1] == grade][:2]:
+            (folder / f"{image_id}.png").symlink_to(source / "images_128" / f"{image_id}.png")
+            truth[image_id] = grade
+    return folder, truth
+
+
+@pytest.fixture
+def fundus_encoder(tmp_path: Path) -> Path:
+    """A stage-2-shaped ``backbone.pt`` for the fundus bundle (bit_resnet18, 3 channels)."""
+    torch.manual_seed(0)
+    path = tmp_path / "fundus_encoder" / "backbone.pt"
+    path.parent.mkdir()
+    torch.save(create_backbone("bit_resnet18", in_channels=3).state_dict(), path)
+    return path

@@ -114,6 +114,11 @@ def test_rest_label_train_infer_and_next_image(server: tuple[str, dict[str, int]
     assert after["trained"] is True and sum(after["probabilities"].values()) == pytest.approx(1.0)
     assert after["probabilities"]["pneumonia"] != pytest.approx(0.5, abs=1e-4)
 
+    from monailabel.client import MONAILabelClient  # the client 3D Slicer's MONAI Label module bundles
+
+    _, slicer_view = MONAILabelClient(url).infer("cxr", image, {})
+    assert slicer_view["probabilities"] == pytest.approx(after["probabilities"])
+
     r = httpx.post(f"{url}/activelearning/cxr_coverage", json={"count": 5}, timeout=REQUEST_TIMEOUT_S)
     assert r.status_code == 200, r.text
     pick = r.json()
