@@ -24,6 +24,7 @@ class FinetuneJob:
         val_items: validation items for checkpoint selection (empty: the last epoch is kept).
         max_epochs: epochs (the bundle's ``min_steps`` lengthens runs on few labels).
         min_steps: optimiser steps at least; None keeps the bundle's.
+        epoch_length: iterations per epoch (the loader restarts within an epoch); None = one pass over the data.
         device: ``cpu``, ``cuda``, ``auto``...
         seed: training seed.
         overrides: further bundle config overrides (``finetune_options#learning_rate``...).
@@ -36,6 +37,7 @@ class FinetuneJob:
     val_items: Sequence[Mapping[str, Any]] = ()
     max_epochs: int = 10
     min_steps: int | None = None
+    epoch_length: int | None = None
     device: str = "cpu"
     seed: int = 0
     overrides: Mapping[str, Any] = field(default_factory=dict)
@@ -72,6 +74,8 @@ def run_finetune(job: FinetuneJob) -> dict[str, Any]:
     }
     if job.min_steps is not None:
         settings["min_steps"] = int(job.min_steps)
+    if job.epoch_length is not None:
+        settings["epoch_length"] = int(job.epoch_length)
     for key, value in settings.items():
         parser[key] = value
     return parser.get_parsed_content("finetune").run()

@@ -60,6 +60,7 @@ class RemedisFinetuneTrain(TrainTask):
                 "of at least two classes before training."
             )
         train, val = split_items(items, float(options["val_split"]))
+        max_epochs, min_steps = int(options["max_epochs"]), int(options["min_steps"])
         run_dir = self.runtime.settings.model_dir / "runs" / time.strftime("%Y%m%d_%H%M%S")
         started = time.time()
         result = run_finetune(
@@ -69,8 +70,9 @@ class RemedisFinetuneTrain(TrainTask):
                 val_items=val,
                 output_dir=run_dir,
                 init_weights=self.runtime.settings.encoder,
-                max_epochs=int(options["max_epochs"]),
-                min_steps=int(options["min_steps"]),
+                max_epochs=max_epochs,
+                min_steps=min_steps,
+                epoch_length=epoch_length(len(train), max_epochs, min_steps),
                 device=str(request.get("device", self.runtime.settings.device)),
                 seed=int(options["seed"]),
                 overrides=self.runtime.settings.overrides,
@@ -92,6 +94,16 @@ class RemedisFinetuneTrain(TrainTask):
         (self.runtime.settings.model_dir / STATS_NAME).write_text(json.dumps(stats, indent=2))
         logger.info("%s: fine-tuned on %d labels, published %s", self.runtime.bundle, len(train), published)
         return stats
+
+
+def epoch_length(num_items: int, max_epochs: int, min_steps: int, batch_size: int = 128) -> int:
+    """Iterations per epoch so that ``max_epochs`` epochs reach ``min_steps``, and never less than one data pass.
+
+    With a few dozen labels one pass is one batch: reaching ``min_steps`` by more epochs would save a checkpoint
+    per step, so the epochs get longer instead (the loader restarts within an epoch).
+    """
+    one_pass = max(1, -(-num_items // batch_size))
+    return max(one_pass, -(-min_steps // max(1, max_epochs)))
 
 
 def split_items(items: list[dict[str, Any]], val_split: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
