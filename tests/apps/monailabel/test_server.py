@@ -117,6 +117,7 @@ def test_rest_label_train_infer_and_next_image(server: tuple[str, dict[str, int]
     from monailabel.client import MONAILabelClient  # the client 3D Slicer's MONAI Label module bundles
 
     _, slicer_view = MONAILabelClient(url).infer("cxr", image, {})
+    slicer_view = json.loads(slicer_view) if isinstance(slicer_view, bytes | str) else slicer_view  # JSON-only reply
     assert slicer_view["probabilities"] == pytest.approx(after["probabilities"])
 
     r = httpx.post(f"{url}/activelearning/cxr_coverage", json={"count": 5}, timeout=REQUEST_TIMEOUT_S)
