@@ -9,7 +9,7 @@ A key that this stage's files lack but a sibling config file of the bundle defin
 ``pretrain`` stage, as one command line reused for every stage) is accepted: it is a real setting, just not used
 by this stage.
 
-Nested keys (``--datalist#train``, ``--finetune_options#max_epochs``) are checked level by level.
+Nested keys (``--datalist#train``, ``--finetune_optim#max_epochs``) are checked level by level.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def check_override_keys(
     """Refuse override keys the config does not have.
 
     Args:
-        overrides: the override keys (``max_epochs``, ``finetune_options#max_epochs``).
+        overrides: the override keys (``max_epochs``, ``finetune_optim#max_epochs``).
         config: the merged config the overrides apply to.
         files: the config files, named in the message.
         sibling_keys: top-level keys of the bundle's other config files (accepted, unused by this stage).

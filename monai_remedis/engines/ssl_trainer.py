@@ -13,6 +13,7 @@ import torch.nn as nn
 from ignite.engine import Events
 from monai.engines import Trainer
 from monai.engines.utils import IterationEvents
+from monai.utils import convert_to_tensor
 from torch.optim import Optimizer
 
 from monai_remedis.ssl.base import SSLStrategy
@@ -153,7 +154,7 @@ class CollapseMonitor:
         chunks, rows = [], 0
         for batch in engine.data_loader:
             view = engine.strategy.views(batch)[0]
-            chunks.append(torch.as_tensor(view).detach().cpu())
+            chunks.append(convert_to_tensor(view, track_meta=False).detach().cpu())  # plain tensors: no MONAI metadata
             rows += chunks[-1].shape[0]
             if rows >= self.num_probe:
                 break
@@ -166,13 +167,16 @@ class CollapseMonitor:
         encoder = strategy.encoder
         was_training = encoder.training
         encoder.eval()
-        features = torch.cat([encoder(x.to(device)).float() for x in self.probe.split(256)])
+        dtype = next(encoder.parameters()).dtype  # e.g. float64 models in the DDP equivalence tests
+        features = torch.cat([encoder(x.to(device=device, dtype=dtype)).float() for x in self.probe.split(256)])
         encoder.train(was_training)
         states = {"backbone": representation_state(features)}
         projector = getattr(strategy, "projector", None)
         if isinstance(projector, nn.Module):  # a copy in train mode: BatchNorm statistics untouched
             head = copy.deepcopy(projector).train()
-            states["projector"] = representation_state(torch.cat([head(f) for f in features.split(256)]).float())
+            states["projector"] = representation_state(
+                torch.cat([head(f.to(dtype)) for f in features.split(256)]).float()
+            )
         return states
 
     def _start(self, engine: SSLTrainer) -> None:

@@ -59,7 +59,7 @@ def load_bundle_model(
     """
     from monai.bundle import ConfigParser
 
-    from monai_remedis.cli import bundle_config_files, bundle_dir
+    from monai_remedis.configs import bundle_config_files, bundle_dir
 
     if not Path(weights).is_file():
         raise FileNotFoundError(f"weights file not found: '{weights}'.")

@@ -31,6 +31,10 @@ class SSLStrategy(nn.Module):
     num_views: ClassVar[int] = 2
     """How many augmented views of each image the data pipeline must provide."""
 
+    needs_feature_maps: ClassVar[bool] = False
+    """True when the strategy reads the backbone's stage or patch feature maps (an encoder-decoder, patch matching),
+    not only its pooled features: it then needs a timm backbone (``bit_*``, ``vit_*``) or a MONAI ResNet."""
+
     def __init__(self, backbone: nn.Module) -> None:
         super().__init__()
         self.backbone = backbone

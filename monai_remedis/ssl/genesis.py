@@ -49,6 +49,7 @@ class Genesis(SSLStrategy):
     """
 
     num_views: ClassVar[int] = 1
+    needs_feature_maps = True
 
     def __init__(
         self,

@@ -113,6 +113,7 @@ class PEAC(SSLStrategy):
     """
 
     num_views = 2
+    needs_feature_maps = True
 
     def __init__(
         self,

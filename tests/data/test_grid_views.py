@@ -9,6 +9,7 @@ import pytest
 import torch
 from monai.bundle import ConfigParser
 
+from monai_remedis.configs import bundle_config_files, bundle_dir
 from monai_remedis.data.grid_views import (
     MASK_KEY,
     OFFSET_KEY,
@@ -21,7 +22,6 @@ from monai_remedis.data.grid_views import (
     overlap_masks,
     permute_cells,
 )
-from monai_remedis.data.paths import PROJECT_ROOT
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,7 @@ def test_peac_builds_its_views_from_a_bundle_transforms(data_dir: Path, bundle: 
     from monai_remedis.ssl.peac import PEAC
 
     parser = ConfigParser()
-    parser.read_config(str(PROJECT_ROOT / "bundles" / bundle / "configs" / "common.yaml"))
+    parser.read_config(bundle_config_files(bundle_dir(bundle), "ssl"))
     parser["limit"] = 4
     item = parser.get_parsed_content("checked_datalist")["train"][0]
     transform = PEAC.data_transform(
@@ -116,7 +116,7 @@ def test_peac_builds_its_views_from_a_bundle_transforms(data_dir: Path, bundle: 
 
 def test_the_bundle_view_policy_keeps_only_its_intensity_transforms(xrays: np.ndarray) -> None:
     parser = ConfigParser()
-    parser.read_config(str(PROJECT_ROOT / "bundles" / "cxr" / "configs" / "common.yaml"))
+    parser.read_config(bundle_config_files(bundle_dir("cxr"), "ssl"))
     policy = parser.get_parsed_content("ssl_view_transform")
     kept = intensity_only(policy)
     names = [type(t).__name__ for t in kept.flatten().transforms]

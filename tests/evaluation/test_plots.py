@@ -61,4 +61,4 @@ def test_roc_and_reliability(tmp_path: Path):
     bins = reliability_bins(probs, labels, n_bins=15)
     used = bins["count"] > 0
     ece = float((bins["count"][used] / len(labels) * np.abs(bins["accuracy"][used] - bins["confidence"][used])).sum())
-    assert ece == pytest.approx(expected_calibration_error(probs, labels, n_bins=15), abs=1e-9)
+    assert ece == pytest.approx(expected_calibration_error(probs, labels, n_bins=15), abs=1e-6)  # float32 sums

@@ -20,8 +20,9 @@ SMALL_KWARGS: dict[str, dict[str, Any]] = {
 }
 """Strategy kwargs that keep the heads tiny (and make momentum effects visible in one step)."""
 
-BUILTIN = sorted(BUILTIN_STRATEGIES)
-"""The built-in strategies, as registered (plugins get the registry-wide contract test, test_registry_contract)."""
+BUILTIN = sorted(name for name, (cls, _) in BUILTIN_STRATEGIES.items() if not cls.needs_feature_maps)
+"""The built-in strategies that work on any backbone's pooled features, as registered (the feature-map strategies,
+Genesis and PEAC, have their own tests; every registered strategy gets the contract test, test_registry_contract)."""
 
 
 class TinyBackbone(nn.Module):

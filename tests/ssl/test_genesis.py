@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 from monai.transforms import Compose, ScaleIntensityd
-from monai_remedis.data.datalists import medmnist_datalist
 
 from monai_remedis.backbones import create_backbone
+from monai_remedis.data import medmnist_datalist
 from monai_remedis.models.skip_decoder import SkipDecoder
 from monai_remedis.ssl import Genesis, create_strategy, list_strategies
 from monai_remedis.ssl.factory import strategy_data_transform

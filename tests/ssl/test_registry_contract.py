@@ -18,6 +18,7 @@ import torch.nn as nn
 from monai.data import list_data_collate
 from monai.transforms import Compose, RandFlipd, RandGaussianNoised, Resized, ScaleIntensityRanged
 
+from monai_remedis.backbones import create_backbone
 from monai_remedis.data import EnsureImaged, MultiViewd, medmnist_datalist
 from monai_remedis.plugins.manager import get_registries
 from monai_remedis.ssl import SSLStrategy, create_strategy, list_strategies
@@ -55,8 +56,16 @@ def items(data_dir: Path) -> dict[int, list[dict]]:
 
 def _build(name: str, spatial_dims: int, kwargs: dict) -> SSLStrategy | None:
     """The strategy around a tiny backbone (its lazy layer materialised), or None when it refuses these dims."""
-    backbone = _Tiny(spatial_dims)
-    backbone(torch.zeros(1, 1, *([8] * spatial_dims)))
+    factory = get_registries()["strategy"].get(name).factory
+    if getattr(factory, "needs_feature_maps", False):  # reads stage/patch features: a real registered backbone
+        small = "bit_resnet18" if spatial_dims == 2 else "resnet10_3d"
+        try:
+            backbone = create_backbone(small, in_channels=1, spatial_dims=spatial_dims)
+        except (KeyError, ValueError):
+            return None
+    else:
+        backbone = _Tiny(spatial_dims)
+        backbone(torch.zeros(1, 1, *([8] * spatial_dims)))
     try:
         return create_strategy(name, backbone=backbone, **kwargs)
     except ValueError:

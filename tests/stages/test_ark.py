@@ -13,6 +13,7 @@ from monai.bundle import ConfigParser
 from monai_remedis.backbones import create_backbone
 from monai_remedis.backbones.weights import load_backbone_weights
 from monai_remedis.cli import main
+from monai_remedis.configs import bundle_config_files, bundle_dir
 from monai_remedis.data.paths import PROJECT_ROOT
 from monai_remedis.engines.handlers import latest_checkpoint
 from monai_remedis.stages.ark import ArkConfig, ArkDataset, ArkStage
@@ -22,7 +23,7 @@ CONFIGS = PROJECT_ROOT / "bundles" / "cxr" / "configs"
 
 def _ark_config(tmp_path: Path, **overrides: object) -> ConfigParser:
     parser = ConfigParser()
-    parser.read_config([str(CONFIGS / name) for name in ("common.yaml", "pretrain.yaml", "ark.yaml")])
+    parser.read_config(bundle_config_files(bundle_dir("cxr"), "pretrain", ["ark.yaml"]))
     settings = {"output_dir": str(tmp_path), "ark_init": None, "log_every": 0, **overrides}
     for key, value in settings.items():
         parser[key] = value

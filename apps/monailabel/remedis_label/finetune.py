@@ -27,7 +27,7 @@ class FinetuneJob:
         epoch_length: iterations per epoch (the loader restarts within an epoch); None = one pass over the data.
         device: ``cpu``, ``cuda``, ``auto``...
         seed: training seed.
-        overrides: further bundle config overrides (``finetune_options#learning_rate``...).
+        overrides: further bundle config overrides (``finetune_optim#learning_rate``...).
     """
 
     bundle: str
@@ -52,7 +52,7 @@ def run_finetune(job: FinetuneJob) -> dict[str, Any]:
     """
     from monai.bundle import ConfigParser
 
-    from monai_remedis.cli import bundle_config_files, bundle_dir
+    from monai_remedis.configs import bundle_config_files, bundle_dir
 
     if not Path(job.init_weights).is_file():
         raise FileNotFoundError(f"REMEDIS encoder not found: '{job.init_weights}' (set --conf <bundle>_encoder).")

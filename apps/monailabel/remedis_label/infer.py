@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
+
 from remedis_label.runtime import BundleRuntime
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from remedis_label.configs import AppSettings
 
 PUBLISHED_NAME = "classifier.pt"

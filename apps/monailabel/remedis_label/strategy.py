@@ -8,6 +8,7 @@ from typing import Any
 
 from monailabel.interfaces.datastore import Datastore
 from monailabel.interfaces.tasks.strategy import Strategy
+
 from remedis_label.runtime import BundleRuntime
 from remedis_label.selection import k_center_greedy, most_uncertain
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from monailabel.interfaces.datastore import Datastore
 from monailabel.interfaces.tasks.train import TrainTask
+
 from remedis_label.finetune import FinetuneJob, run_finetune
 from remedis_label.labels import labelled_items
 from remedis_label.runtime import BundleRuntime
