@@ -15,7 +15,7 @@ from monai_remedis.data import medmnist_datalist
 from monai_remedis.models.skip_decoder import SkipDecoder
 from monai_remedis.ssl import Genesis, create_strategy, list_strategies
 from monai_remedis.ssl.factory import strategy_data_transform
-from monai_remedis.stages import FinetuneStage, SSLStage
+from monai_remedis.stages import FinetuneStage, OptimConfig, RuntimeConfig, SSLStage
 
 BACKBONES = [("bit_resnet18", 2, (28, 28)), ("resnet10_3d", 3, (28, 28, 28))]
 
@@ -80,13 +80,8 @@ def test_restoration_loss_falls_and_the_encoder_loads_into_stage_3_bit_exactly(x
         strategy="genesis",
         load_transform=_load(),
         view_transform=lambda d: d,
-        max_epochs=3,
-        batch_size=32,
-        optimizer="adamw",
-        learning_rate=3e-3,
-        lr_scale_batch=False,
-        warmup_epochs=0,
-        log_every=0,
+        optim=OptimConfig(max_epochs=3, batch_size=32, optimizer="adamw", learning_rate=3e-3, warmup_epochs=0),
+        runtime=RuntimeConfig(log_every=0),
     ).run()
     history = json.loads(Path(result["history"]).read_text())
     assert history["loss"][-1] < 0.75 * history["loss"][0], history["loss"]
@@ -135,13 +130,8 @@ def test_restoration_loss_falls_on_real_mri_crops(data_dir, tmp_path: Path) -> N
         strategy="genesis",
         load_transform=load,
         view_transform=lambda d: d,
-        max_epochs=3,
-        batch_size=8,
-        optimizer="adamw",
-        learning_rate=3e-3,
-        lr_scale_batch=False,
-        warmup_epochs=0,
-        log_every=0,
+        optim=OptimConfig(max_epochs=3, batch_size=8, optimizer="adamw", learning_rate=3e-3, warmup_epochs=0),
+        runtime=RuntimeConfig(log_every=0),
     ).run()
     history = json.loads(Path(result["history"]).read_text())
     assert history["loss"][-1] < 0.6 * history["loss"][0], history["loss"]

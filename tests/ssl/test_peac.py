@@ -18,7 +18,7 @@ from monai_remedis.data.grid_views import MASK_KEY
 from monai_remedis.ssl import PEAC, create_strategy
 from monai_remedis.ssl.momentum import cosine_momentum
 from monai_remedis.ssl.peac import matched_consistency
-from monai_remedis.stages import SSLStage
+from monai_remedis.stages import OptimConfig, RuntimeConfig, SSLStage
 
 SMALL = {"hidden_dim": 32, "projection_dim": 16}
 
@@ -123,13 +123,8 @@ def _real_stage(tmp_path: Path, pneumonia_npz: Path, backbone: str, epochs: int)
         output_dir=tmp_path,
         strategy="peac",
         strategy_kwargs=SMALL | {"base_momentum": 0.99},
-        max_epochs=epochs,
-        batch_size=32,
-        optimizer="adamw",
-        learning_rate=1e-3,
-        lr_scale_batch=False,
-        warmup_epochs=0,
-        log_every=0,
+        optim=OptimConfig(max_epochs=epochs, batch_size=32, optimizer="adamw", learning_rate=1e-3, warmup_epochs=0),
+        runtime=RuntimeConfig(log_every=0),
         load_transform=load,
         view_transform=views,
     )
