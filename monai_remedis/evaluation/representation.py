@@ -109,6 +109,15 @@ def stage_diagnostics(
     """
     if not diagnostics:
         return None
+    splits = [diagnostics.get("train") or [], diagnostics.get("val") or []]
+    unlabelled = next((item for items in splits for item in items if item.get("label") is None), None)
+    if not all(splits) or unlabelled is not None:  # e.g. a DICOM datalist without labels: nothing to probe
+        logger.info(
+            "%s representation diagnostics skipped: they need labelled train and validation items (%s).",
+            stage,
+            f"item {unlabelled.get('id', unlabelled.get('image'))} has no label" if unlabelled else "a split is empty",
+        )
+        return None
     scores = representation_diagnostics(backbone, device=device, **diagnostics)
     logger.info(
         "%s representation on %d medical images: standardised effective rank %.1f (centred %.2f), mean cosine %.3f, "
