@@ -25,10 +25,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from ignite.engine import Engine, Events
 from monai.engines import Trainer
-from monai.engines.utils import IterationEvents
 from torch.optim import Optimizer
 
 from monai_remedis.engines.ssl_trainer import unwrap
+from monai_remedis.engines.steps import backward_and_step
 from monai_remedis.models.omni import OmniModel
 from monai_remedis.ssl.momentum import cosine_momentum, ema_update
 
@@ -212,16 +212,7 @@ class ArkTrainer(Trainer):
             else:  # c = 0: the step is plain supervised training of this head (no teacher forward)
                 consistency = features.new_zeros(()).float()
         loss = (1.0 - c) * task_loss + c * consistency
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"non-finite Ark loss {loss.item()} on dataset '{task}' at iteration {engine.state.iteration}; "
-                "lower the learning rate or disable amp."
-            )
-        engine.fire_event(IterationEvents.FORWARD_COMPLETED)
-        loss.backward()
-        engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
-        self.optimizer.step()
-        engine.fire_event(IterationEvents.MODEL_COMPLETED)
+        backward_and_step(engine, self.optimizer, loss, f"Ark (dataset '{task}')")
         momentum = cosine_momentum(progress, self.momentum_base)
         ema_update(self.teacher, self.student, momentum)
         return {

@@ -12,10 +12,10 @@ import torch
 import torch.nn as nn
 from ignite.engine import Events
 from monai.engines import Trainer
-from monai.engines.utils import IterationEvents
 from monai.utils import convert_to_tensor
 from torch.optim import Optimizer
 
+from monai_remedis.engines.steps import backward_and_step
 from monai_remedis.ssl.base import SSLStrategy
 from monai_remedis.ssl.collapse import collapse_verdict, representation_state
 
@@ -103,16 +103,7 @@ class SSLTrainer(Trainer):
         with torch.autocast(device_type=device_type, dtype=self.amp_dtype, enabled=self.use_amp):
             out = self.network(views)
         loss = out["loss"]
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"non-finite SSL loss {loss.item()} at epoch {engine.state.epoch}, iteration {engine.state.iteration}; "
-                "lower the learning rate or disable amp."
-            )
-        engine.fire_event(IterationEvents.FORWARD_COMPLETED)
-        loss.backward()
-        engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
-        self.optimizer.step()
-        engine.fire_event(IterationEvents.MODEL_COMPLETED)
+        backward_and_step(engine, self.optimizer, loss, "SSL")
         total = engine.state.max_epochs * engine.state.epoch_length
         with torch.no_grad():  # the documented contract: overrides need not decorate after_step themselves
             self.strategy.after_step(progress=min(1.0, engine.state.iteration / max(1, total)))
