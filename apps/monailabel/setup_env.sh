@@ -37,4 +37,4 @@ import monailabel.app  # noqa: F401  (imports pydicom-seg through the compat shi
 
 print("ok:", ", ".join(f"{p} {md.version(p)}" for p in ("monailabel", "monai", "torch", "pydicom", "numpy")))
 PY
-echo "run the server:  $venv/bin/monailabel start_server --app $here --studies <image folder> --conf models cxr ..."
+echo "run the server:  $venv/bin/python -m monailabel.main start_server --app $here --studies <image folder> --conf models cxr ..."

@@ -1,7 +1,7 @@
 """Fixtures for the MONAI Label app (``apps/monailabel``): real images in a datastore folder, a REMEDIS-shaped encoder.
 
 Tests that need the real ``monailabel`` package are marked ``monailabel`` and skip cleanly without it; run them with
-the app's venv: ``.venv-monailabel/bin/python -m pytest -m monailabel tests/apps/monailabel`` (docs/monailabel.md).
+the app's venv: ``.venv/monailabel/bin/python -m pytest -m monailabel tests/apps/monailabel`` (docs/monailabel.md).
 """
 
 from __future__ import annotations
