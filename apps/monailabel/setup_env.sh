@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Build the virtual environment the MONAI Label app runs in. monailabel stays out of the core install: it adds ~120
-# packages and pins numpy to 1.26 (through pydicom-seg).
+# Build the virtual environment the MONAI Label app runs in. monailabel stays out of the core install: it adds ~75
+# packages to a core install and pins numpy to 1.26 (through pydicom-seg).
 #
 #   bash apps/monailabel/setup_env.sh [VENV]          # default VENV: <repo>/.venv/monailabel (git-ignored)
 #   SYSTEM_SITE=1 bash apps/monailabel/setup_env.sh   # reuse the torch/monai already installed for the core project
