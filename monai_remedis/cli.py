@@ -100,7 +100,7 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
         config_file=files,
         meta_file=str(bundle / "configs" / "metadata.json"),
         logging_file=str(bundle_logging_file(bundle)),
-        **overrides,
+        **{"bundle_root": str(bundle), **overrides},
     )
     return 0
 

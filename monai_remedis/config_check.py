@@ -23,6 +23,10 @@ RUN_ARGUMENTS = frozenset(
     {"run_id", "init_id", "final_id", "meta_file", "config_file", "logging_file", "tracking", "args_file"}
 )
 """Keyword arguments of ``monai.bundle.run`` itself: not config keys."""
+TRACKING_KEYS = frozenset(
+    {"tracking_uri", "experiment_name", "run_name", "save_execute_config", "is_not_rank0", "output_dir"}
+)
+"""Keys ``--tracking mlflow`` adds to the config (MONAI's ``DEFAULT_MLFLOW_SETTINGS``): set them with it."""
 
 
 class UnknownOverrideError(KeyError):
@@ -76,7 +80,7 @@ def check_override_keys(
     """
     siblings = set(sibling_keys)
     for key in overrides:
-        if key in RUN_ARGUMENTS or key.startswith("_meta_"):
+        if key in RUN_ARGUMENTS or key.startswith("_meta_") or key in TRACKING_KEYS:
             continue
         if key.split("#", 1)[0] not in config and key.split("#", 1)[0] in siblings:
             continue

@@ -86,7 +86,8 @@ def report_error(
             f"{prog}: full traceback in {write_log(exc)} (rerun with --debug or {DEBUG_ENV}=1 to print it)", file=stream
         )
     expression = _expression(exc)
-    if expression:
+    if expression:  # MONAI shows references with its internal '::' separator; users write '#'
+        expression = re.sub(r"@[\w:#]+", lambda ref: ref.group(0).replace("::", "#"), expression)
         print(f"{prog}: while evaluating '{expression}'", file=stream)
     print(f"{prog}: error: {summary(exc)}", file=stream, flush=True)
     return 1

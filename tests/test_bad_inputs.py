@@ -366,7 +366,7 @@ def test_monai_bundle_run_refuses_a_misspelt_override_and_ends_with_the_cause(tm
     )
     lines = failed.stderr.strip().splitlines()
     assert failed.returncode == 1 and "Traceback" not in failed.stderr
-    assert lines[-2] == "monai-remedis: while evaluating '$@finetune.run()'"
+    assert lines[-2] == "monai-remedis: while evaluating '$@finetune.run(@train#trainer)'"
     assert lines[-1] == f"monai-remedis: error: FileNotFoundError: weights file not found: {missing}"
 
 

@@ -64,6 +64,7 @@ OUTPUTS = (
     CHECKPOINT_DIR,
     "best.json",
     "history.json",
+    "tensorboard",
     "metrics.json",
     "provenance.json",
     "classifier.pt",
@@ -74,7 +75,7 @@ OUTPUTS = (
     FINGERPRINT_FILE,
 )
 """What a fresh start clears from a run directory of the same stage (never the lock or foreign files)."""
-RESUME_STATE = (CHECKPOINT_DIR, "best.json", "history.json")
+RESUME_STATE = (CHECKPOINT_DIR, "best.json", "history.json", "tensorboard")
 """What a fresh start clears where no fingerprint says which stage wrote the directory (exported weights stay)."""
 
 

@@ -17,6 +17,7 @@ from monai.handlers import CheckpointLoader, LrScheduleHandler, StatsHandler
 
 from monai_remedis.engines.resume import latest_intact_checkpoint
 from monai_remedis.engines.runtime import atomic_write_json, is_main_process
+from monai_remedis.engines.tensorboard import tensorboard_handler
 
 logger = logging.getLogger("monai_remedis")
 CHECKPOINT_DIR = "checkpoints"
@@ -24,7 +25,12 @@ _CKPT_RE = re.compile(r"checkpoint_(\d+)\.pt$")
 
 
 def scalar_output(output: Any) -> dict[str, float]:
-    """The scalar entries of an engine output (``loss``, logs) as floats; image/pred tensors are dropped."""
+    """The scalar entries of an engine output (``loss``, logs) as floats; image/pred tensors are dropped.
+
+    A MONAI decollated output (a list of per-item dicts, each holding the batch's loss) gives its first item's.
+    """
+    if isinstance(output, list) and output and isinstance(output[0], dict):
+        output = output[0]
     if not isinstance(output, dict):
         output = {"loss": output}
     scalars = {}
@@ -53,10 +59,14 @@ class HistoryRecorder:
     Args:
         path: output JSON file (rank 0 writes it).
         resume: continue the history in ``path`` when it exists.
+        publish: also put each epoch mean into ``engine.state.metrics`` as ``epoch_<key>`` (e.g. ``epoch_loss``),
+            where epoch-level handlers attached after this one (MLflow, TensorBoard) log it.
     """
 
-    def __init__(self, path: str | Path, resume: bool = False) -> None:
+    def __init__(self, path: str | Path, resume: bool = False, publish: bool = False) -> None:
         self.path = Path(path)
+        self.publish = publish
+        self._published: set[str] = set()
         initial = json.loads(self.path.read_text()) if resume and self.path.is_file() else {}
         self.history: dict[str, list[float]] = defaultdict(list, initial)
         self._averages: dict[str, Average] = {}
@@ -77,11 +87,18 @@ class HistoryRecorder:
             self._averages.setdefault(key, Average(device="cpu")).update(torch.tensor(value, dtype=torch.float64))
 
     def _close_epoch(self, engine: Engine) -> None:
+        means = {}
         for key, average in self._averages.items():
-            self.history[key].append(float(average.compute()))
+            means[key] = float(average.compute())
+            self.history[key].append(means[key])
             average.reset()
         for k, value in scalar_output(engine.state.metrics).items():  # e.g. val_auc set by validation
-            self.history[k].append(value)
+            if k not in self._published:
+                self.history[k].append(value)
+        if self.publish:  # the epoch means as metrics: per-epoch values for MLflow/TensorBoard handlers after this
+            published = {f"epoch_{k}": v for k, v in means.items()}
+            engine.state.metrics.update(published)
+            self._published.update(published)
         self.history["epoch"].append(engine.state.epoch)
         if is_main_process():
             atomic_write_json(dict(self.history), self.path)
@@ -98,6 +115,7 @@ def attach_training_handlers(
     log_every: int = 10,
     progress_bar: bool = False,
     history: HistoryRecorder | None = None,
+    tensorboard: bool = False,
 ) -> Path | None:
     """Attach the standard handlers to a training engine.
 
@@ -113,6 +131,7 @@ def attach_training_handlers(
         log_every: log the iteration output every this many iterations.
         progress_bar: show an Ignite progress bar.
         history: per-epoch history recorder.
+        tensorboard: write TensorBoard events to ``run_dir/tensorboard`` (rank 0; when a writer imports).
 
     Returns:
         the checkpoint resumed from, or None.
@@ -144,4 +163,7 @@ def attach_training_handlers(
     ).attach(engine)
     if progress_bar and is_main_process():
         ProgressBar(persist=False).attach(engine, output_transform=scalar_output)
+    board = tensorboard_handler(run_dir, tensorboard)
+    if board is not None:
+        board.attach(engine)
     return resumed

@@ -47,6 +47,8 @@ class RuntimeConfig:
             augmentations per epoch (:func:`~monai_remedis.evaluation.cache.decode_once`); turn off for data that
             does not fit in memory.
         val_evaluations: validate about this many times per supervised run (every epoch when epochs are fewer).
+        tensorboard: write TensorBoard event files to ``<run_dir>/tensorboard`` (loss per iteration, metrics per
+            epoch) when ``torch.utils.tensorboard`` or ``tensorboardX`` imports.
     """
 
     device: str = "auto"
@@ -59,6 +61,7 @@ class RuntimeConfig:
     epoch_length: int | None = None
     cache_decoded: bool = True
     val_evaluations: int = 10
+    tensorboard: bool = True
 
 
 @dataclass
@@ -157,7 +160,7 @@ class SweepConfig:
             self.optim = OptimConfig(**self.optim)
 
 
-RUN_ONLY_FIELDS = ("resume", "log_every", "progress_bar", "num_workers")
+RUN_ONLY_FIELDS = ("resume", "log_every", "progress_bar", "num_workers", "tensorboard")
 """RuntimeConfig fields that never change what a run computes: left out of its fingerprint."""
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch.nn as nn
+from ignite.engine import Engine
 
 from monai_remedis.backbones.weights import load_backbone_weights
 from monai_remedis.data.fractions import label_fraction
@@ -16,7 +17,8 @@ from monai_remedis.engines.fingerprint import claim_run_dir, make_fingerprint, r
 from monai_remedis.engines.runtime import atomic_write_json, is_main_process, prepare_run_dir, provenance
 from monai_remedis.models.classifier import Classifier
 from monai_remedis.stages.config import OptimConfig, RuntimeConfig, as_dict, fingerprint_runtime
-from monai_remedis.stages.supervised import train_classifier
+from monai_remedis.stages.engines import StageEngines, engines_to_run
+from monai_remedis.stages.supervised import build_classifier_engines, run_classifier_engines
 
 logger = logging.getLogger("monai_remedis")
 
@@ -72,18 +74,48 @@ class FinetuneStage:
         self.dropout = dropout
         self.optim = optim or OptimConfig()
         self.runtime = runtime or RuntimeConfig()
+        self.engines: StageEngines | None = None
 
-    def build_model(self) -> Classifier:
-        """The classifier with the transferred backbone weights loaded."""
-        if self.init_weights:
+    def build_model(self, load_weights: bool = True) -> Classifier:
+        """The classifier with the transferred backbone weights loaded (``load_weights``)."""
+        if self.init_weights and load_weights:
             load_backbone_weights(self.backbone, self.init_weights)
         return Classifier(self.backbone, self.num_classes, dropout=self.dropout, freeze_backbone=self.linear_probe)
 
-    def run(self) -> dict[str, Any]:
-        """Fine-tune; returns artefact paths, the number of labels used and the best validation AUC."""
+    def build(
+        self,
+        max_epochs: int | None = None,
+        train_handlers: Sequence[Any] = (),
+        val_handlers: Sequence[Any] = (),
+        inferer: Any | None = None,
+    ) -> StageEngines:
+        """Build the trainer and evaluator (``train#trainer``, ``validate#evaluator``); nothing is written.
+
+        ``init_weights`` are loaded here when the file exists, else by :meth:`run` (so MONAI's ``check_properties``
+        can build a bundle whose earlier stages never ran). ``max_epochs`` replaces ``optim.max_epochs``; the extra
+        handlers are attached when the run starts (:mod:`monai_remedis.stages.engines`)."""
+        if max_epochs is not None:
+            self.optim = replace(self.optim, max_epochs=int(max_epochs))
         run_dir = prepare_run_dir(self.output_dir, self.runtime.seed)
         subset = label_fraction(self.train_datalist, self.label_fraction, self.fraction_seed)
-        model = self.build_model()
+        loaded = not self.init_weights or Path(self.init_weights).is_file()
+        model = self.build_model(load_weights=loaded)
+        self.engines = build_classifier_engines(
+            model, subset, self.train_transform, self.val_datalist, self.val_transform, run_dir, self.optim,
+            self.runtime, train_handlers, val_handlers, inferer,
+        )  # fmt: skip
+        self.engines.state.update(run_dir=run_dir, subset=subset, weights_loaded=loaded)
+        return self.engines
+
+    def run(self, trainer: Engine | None = None) -> dict[str, Any]:
+        """Fine-tune; returns artefact paths, the number of labels used and the best validation AUC.
+
+        Runs the engines :meth:`build` made for ``trainer`` (``$@finetune.run(@train#trainer)``), else builds them.
+        """
+        engines = engines_to_run(self, trainer)
+        run_dir, subset, model = engines.state["run_dir"], engines.state["subset"], engines.state["model"]
+        if not engines.state["weights_loaded"]:  # raises, naming the file, when it is still missing
+            load_backbone_weights(self.backbone, self.init_weights)
         fingerprint = make_fingerprint(
             "finetune",
             self._fingerprint_config(model),
@@ -100,9 +132,7 @@ class FinetuneStage:
             self.fraction_seed,
             self.init_weights or "scratch",
         )
-        result = train_classifier(
-            model, subset, self.train_transform, self.val_datalist, self.val_transform, run_dir, self.optim, runtime
-        )
+        result = run_classifier_engines(engines, run_dir, runtime)
         result.update(
             run_dir=str(run_dir),
             num_labels=len(subset),

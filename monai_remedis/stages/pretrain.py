@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch.nn as nn
+from ignite.engine import Engine
 
 from monai_remedis.backbones.weights import load_backbone_weights
 from monai_remedis.engines.fingerprint import claim_run_dir, make_fingerprint, release_run_dir
@@ -25,7 +26,8 @@ from monai_remedis.evaluation.representation import stage_diagnostics
 from monai_remedis.evaluation.statistics import classification_metrics
 from monai_remedis.models.classifier import Classifier
 from monai_remedis.stages.config import OptimConfig, RuntimeConfig, as_dict, fingerprint_runtime
-from monai_remedis.stages.supervised import train_classifier
+from monai_remedis.stages.engines import StageEngines, engines_to_run
+from monai_remedis.stages.supervised import build_classifier_engines, run_classifier_engines
 
 logger = logging.getLogger("monai_remedis")
 
@@ -80,14 +82,40 @@ class PretrainStage:
         self.optim = optim or OptimConfig()
         self.runtime = runtime or RuntimeConfig()
         self.diagnostics = diagnostics
+        self.engines: StageEngines | None = None
 
-    def run(self) -> dict[str, Any]:
+    def build(
+        self,
+        max_epochs: int | None = None,
+        train_handlers: Sequence[Any] = (),
+        val_handlers: Sequence[Any] = (),
+        inferer: Any | None = None,
+    ) -> StageEngines | None:
+        """Build the supervised trainer and evaluator (None when importing ``weights``: nothing trains); nothing is
+        written. ``max_epochs`` replaces ``optim.max_epochs``; the extra handlers are attached when the run starts."""
+        if max_epochs is not None:
+            self.optim = replace(self.optim, max_epochs=int(max_epochs))
+        if self.weights:
+            self.engines = None
+            return None
+        run_dir = prepare_run_dir(self.output_dir, self.runtime.seed)
+        self.engines = build_classifier_engines(
+            Classifier(self.backbone, self.num_classes), self.train_datalist, self.train_transform,
+            self.val_datalist, self.val_transform, run_dir, self.optim, self.runtime, train_handlers, val_handlers,
+            inferer,
+        )  # fmt: skip
+        self.engines.state["run_dir"] = run_dir
+        return self.engines
+
+    def run(self, trainer: Engine | None = None) -> dict[str, Any]:
         """Import or train, then export ``backbone.pt``; returns artefact paths and metrics.
 
-        ``metrics.json`` holds the best validation AUC and, with a validation set, ``val_accuracy`` of the exported
-        model.
+        Trains the engines :meth:`build` made for ``trainer`` (``$@pretrain.run(@train#trainer)``), else builds
+        them. ``metrics.json`` holds the best validation AUC and, with a validation set, ``val_accuracy`` of the
+        exported model.
         """
-        run_dir = prepare_run_dir(self.output_dir, self.runtime.seed)
+        engines = None if self.weights else engines_to_run(self, trainer)
+        run_dir = engines.state["run_dir"] if engines else prepare_run_dir(self.output_dir, self.runtime.seed)
         config = {
             "num_classes": self.num_classes,
             "weights": self.weights,
@@ -103,19 +131,8 @@ class PretrainStage:
             load_backbone_weights(self.backbone, self.weights)
             result["imported"] = str(self.weights)
         else:
-            model = Classifier(self.backbone, self.num_classes)
-            result.update(
-                train_classifier(
-                    model,
-                    self.train_datalist,
-                    self.train_transform,
-                    self.val_datalist,
-                    self.val_transform,
-                    run_dir,
-                    self.optim,
-                    runtime,
-                )
-            )
+            model = engines.state["model"]
+            result.update(run_classifier_engines(engines, run_dir, runtime))
             if self.val_datalist and is_main_process():  # the selected model's accuracy: the number users quote
                 probs, labels = predict(
                     model.eval(), self.val_datalist, self.val_transform, device=resolve_device(self.runtime.device)

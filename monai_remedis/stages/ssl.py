@@ -10,6 +10,7 @@ from typing import Any
 
 import ignite.distributed as idist
 import torch.nn as nn
+from ignite.engine import Engine, Events
 from monai.data import Dataset
 
 from monai_remedis.backbones.weights import load_backbone_weights
@@ -24,6 +25,13 @@ from monai_remedis.engines.runtime import (
     provenance,
     resolve_device,
 )
+from monai_remedis.engines.ssl_observers import (
+    PLOTS_DIR,
+    CurvesPlot,
+    LearningRateMetric,
+    knn_monitor,
+    write_view_grid,
+)
 from monai_remedis.engines.ssl_trainer import SSLTrainer
 from monai_remedis.evaluation.cache import decode_once
 from monai_remedis.evaluation.representation import stage_diagnostics
@@ -35,6 +43,14 @@ from monai_remedis.stages.config import (
     as_dict,
     fingerprint_runtime,
     ssl_optim_defaults,
+)
+from monai_remedis.stages.engines import (
+    StageEngines,
+    as_monai_output,
+    attach_extra_handlers,
+    engines_to_run,
+    restore_artifacts,
+    with_artifacts,
 )
 
 logger = logging.getLogger("monai_remedis")
@@ -71,7 +87,11 @@ class SSLStage:
         view_transform: the bundle's augmentation of one view.
         diagnostics: ``{"train", "val", "transform"}`` of a labelled set: the exported encoder's feature effective
             rank, cosine and linear-probe AUC go into ``metrics.json``
-            (:func:`~monai_remedis.evaluation.representation.stage_diagnostics`).
+            (:func:`~monai_remedis.evaluation.representation.stage_diagnostics`); its first ``knn_max_items``
+            labelled train (bank) and validation (queries) items also feed the online kNN monitor every epoch
+            (``knn_accuracy``, ``knn_auc`` in ``history.json``; skipped with a log line for unlabelled items).
+        knn_max_items: images per side of the kNN monitor (0: off).
+        plots: write ``plots/ssl_curves.png`` (loss, learning rate, kNN per epoch) and ``plots/augmented_views.png``.
     """
 
     def __init__(
@@ -88,6 +108,8 @@ class SSLStage:
         load_transform: Callable | None = None,
         view_transform: Callable | None = None,
         diagnostics: dict[str, Any] | None = None,
+        knn_max_items: int = 256,
+        plots: bool = True,
     ) -> None:
         if not datalist:
             raise ValueError("SSLStage: the datalist is empty; check 'dataset_dir' and the datalist config.")
@@ -101,6 +123,9 @@ class SSLStage:
         self.optim = optim or ssl_optim_defaults()
         self.runtime = runtime or RuntimeConfig()
         self.diagnostics = diagnostics
+        self.knn_max_items = knn_max_items
+        self.plots = plots
+        self.engines: StageEngines | None = None
         if load_transform is not None and view_transform is not None:
             custom = strategy_data_transform(strategy, load_transform, view_transform, self.strategy_kwargs)
             if custom is not None:
@@ -122,23 +147,32 @@ class SSLStage:
             "num_items": len(self.datalist),
         }
 
-    def run(self) -> dict[str, str]:
-        """Train and export; returns paths of the artefacts (``backbone``, ``history``, ``run_dir``)."""
+    def build(
+        self,
+        max_epochs: int | None = None,
+        train_handlers: Sequence[Any] = (),
+        val_handlers: Sequence[Any] = (),
+        inferer: Any | None = None,
+    ) -> StageEngines:
+        """Build the SSL trainer (``train#trainer``) from the ``init_weights`` backbone; nothing is written.
+
+        ``max_epochs`` replaces ``optim.max_epochs``; the extra handlers are attached when the run starts. SSL has
+        no evaluator (``val_handlers`` are not attached) and no inferer (the strategy computes its loss).
+        """
+        if max_epochs is not None:
+            self.optim = replace(self.optim, max_epochs=int(max_epochs))
         optim = self.optim
         device = resolve_device(self.runtime.device)  # first: under torchrun this initialises the process group
         run_dir = prepare_run_dir(self.output_dir, self.runtime.seed)
-        science = {**self._config(), "runtime": fingerprint_runtime(self.runtime)}
-        fingerprint = make_fingerprint("ssl", science, {"init_weights": self.init_weights}, {"train": self.datalist})
-        resume = claim_run_dir(run_dir, fingerprint, self.runtime.resume)  # refuses another run's checkpoints
-        runtime = replace(self.runtime, resume=resume)
         if self.init_weights:
             load_backbone_weights(self.backbone, self.init_weights)
         strategy = create_strategy(self.strategy_name, backbone=self.backbone, **self.strategy_kwargs)
         if is_main_process():
             _warn_if_queue_exceeds_data(self.strategy_name, strategy, len(self.datalist), optim.batch_size)
         network = idist.auto_model(strategy, sync_bn=idist.get_world_size() > 1 and device.type == "cuda")
-        loader = make_loader(Dataset(*self._data()), optim.batch_size, True, runtime.num_workers, drop_last=True)
-        steps_per_epoch = runtime.epoch_length or len(loader)
+        data = self._data()
+        loader = make_loader(Dataset(*data), optim.batch_size, True, self.runtime.num_workers, drop_last=True)
+        steps_per_epoch = self.runtime.epoch_length or len(loader)
         lr = scaled_lr(optim.learning_rate, optim.batch_size, optim.lr_scale_batch)
         optimizer = build_optimizer(strategy, optim.optimizer, lr, optim.weight_decay)
         scheduler = warmup_cosine(
@@ -150,36 +184,75 @@ class SSLStage:
             loader,
             network,
             optimizer,
-            epoch_length=runtime.epoch_length,
-            amp=runtime.amp,
+            epoch_length=self.runtime.epoch_length,
+            amp=self.runtime.amp,
             non_blocking=device.type == "cuda",
         )
+        trainer.add_event_handler(Events.ITERATION_COMPLETED, as_monai_output)  # first: MONAI handlers read the loss
         if is_main_process():
             strategy.attach_handlers(trainer, run_dir)  # strategy-specific handlers, e.g. Genesis previews
+            LearningRateMetric(optimizer).attach(trainer)
+            monitor = knn_monitor(strategy.encoder, self.diagnostics, device, self.knn_max_items)
+            if monitor is not None:
+                monitor.attach(trainer)
+        state = {
+            "run_dir": run_dir,
+            "device": device,
+            "strategy": strategy,
+            "to_save": {"network": strategy, "optimizer": optimizer, "lr_scheduler": scheduler, "trainer": trainer},
+            "scheduler": scheduler,
+            "lr": lr,
+            "steps_per_epoch": steps_per_epoch,
+            "data": data,
+        }
+        self.engines = StageEngines(trainer, None, list(train_handlers), list(val_handlers), state)
+        return self.engines
+
+    def run(self, trainer: Engine | None = None) -> dict[str, str]:
+        """Train and export; returns paths of the artefacts (``backbone``, ``history``, ``run_dir``).
+
+        Runs the trainer :meth:`build` made (``$@ssl.run(@train#trainer)``), else builds one.
+        """
+        engines = engines_to_run(self, trainer)
+        trainer, state = engines.trainer, engines.state
+        run_dir, device, strategy = state["run_dir"], state["device"], state["strategy"]
+        science = {**self._config(), "runtime": fingerprint_runtime(self.runtime)}
+        fingerprint = make_fingerprint("ssl", science, {"init_weights": self.init_weights}, {"train": self.datalist})
+        resume = claim_run_dir(run_dir, fingerprint, self.runtime.resume)  # refuses another run's checkpoints
+        runtime = replace(self.runtime, resume=resume)
         history_path = run_dir / "history.json"
-        history = HistoryRecorder(history_path, resume=runtime.resume)
-        to_save = {"network": strategy, "optimizer": optimizer, "lr_scheduler": scheduler, "trainer": trainer}
+        history = HistoryRecorder(history_path, resume=runtime.resume, publish=True)
         attach_training_handlers(
             trainer,
             run_dir,
-            to_save,
-            scheduler,
+            state["to_save"],
+            state["scheduler"],
             resume=runtime.resume,
             log_every=runtime.log_every,
             progress_bar=runtime.progress_bar,
             history=history,
+            tensorboard=runtime.tensorboard,
         )
+        plots = run_dir / PLOTS_DIR
+        if is_main_process() and self.plots:
+            CurvesPlot(history, plots / "ssl_curves.png").attach(trainer)
+            write_view_grid(*state["data"], plots / "augmented_views.png")
+        attach_extra_handlers(engines)
         logger.info(
             "SSL %s: %d images, %d steps/epoch, lr %.4g, %d epochs on %s (world %d)",
             self.strategy_name,
             len(self.datalist),
-            steps_per_epoch,
-            lr,
-            optim.max_epochs,
+            state["steps_per_epoch"],
+            state["lr"],
+            self.optim.max_epochs,
             device,
             idist.get_world_size(),
         )
-        trainer.run()
+        changed = with_artifacts(engines.train_handlers, [history_path, plots])
+        try:
+            trainer.run()
+        finally:
+            restore_artifacts(changed)
         backbone_path = run_dir / "backbone.pt"
         if is_main_process():
             atomic_torch_save(strategy.transferable_state_dict(), backbone_path)

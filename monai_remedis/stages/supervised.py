@@ -19,6 +19,7 @@ from ignite.handlers import Checkpoint, EarlyStopping
 from monai.data import Dataset
 from monai.engines import SupervisedEvaluator, SupervisedTrainer
 from monai.handlers import ROCAUC, ValidationHandler, from_engine
+from monai.inferers import Inferer
 from monai.transforms import Activationsd, AsDiscreted, Compose
 
 from monai_remedis.data.validation import check_splits
@@ -30,6 +31,13 @@ from monai_remedis.evaluation.sweep import CHANCE_AUC_MARGIN
 from monai_remedis.models.classifier import Classifier
 from monai_remedis.optim import build_optimizer, warmup_cosine
 from monai_remedis.stages.config import OptimConfig, RuntimeConfig
+from monai_remedis.stages.engines import (
+    StageEngines,
+    as_monai_output,
+    attach_extra_handlers,
+    restore_artifacts,
+    with_artifacts,
+)
 
 logger = logging.getLogger("monai_remedis")
 
@@ -64,13 +72,35 @@ def train_classifier(
 ) -> dict[str, Any]:
     """Train ``model`` with MONAI's ``SupervisedTrainer``; validate with ``SupervisedEvaluator``.
 
-    The best validation AUC is kept by Ignite's ``Checkpoint(score_function=...)`` as ``run_dir/classifier.pt``
-    (written atomically; its record of the best score is part of the resumable checkpoints, so a resumed run only
-    replaces the file with a better model). Without a validation set the last epoch is exported. Also writes
-    ``run_dir/history.json`` and the resumable checkpoints.
+    :func:`build_classifier_engines` then :func:`run_classifier_engines` (see there).
 
     Returns:
         ``{"classifier": path, "best_val_auc": float | None, "best_epoch": int, "epochs": int}``.
+    """
+    engines = build_classifier_engines(
+        model, train_datalist, train_transform, val_datalist, val_transform, run_dir, optim, runtime
+    )
+    return run_classifier_engines(engines, run_dir, runtime)
+
+
+def build_classifier_engines(
+    model: Classifier,
+    train_datalist: Sequence[dict[str, Any]],
+    train_transform: Callable,
+    val_datalist: Sequence[dict[str, Any]] | None,
+    val_transform: Callable | None,
+    run_dir: Path,
+    optim: OptimConfig,
+    runtime: RuntimeConfig,
+    train_handlers: Sequence[Any] = (),
+    val_handlers: Sequence[Any] = (),
+    inferer: Inferer | None = None,
+) -> StageEngines:
+    """MONAI's ``SupervisedTrainer`` for ``model`` and, with a validation set, its ``SupervisedEvaluator``.
+
+    Nothing is written: the best-validation saver, early stopping and validation are attached, the checkpoint,
+    history and logging handlers are attached by :func:`run_classifier_engines`, then ``train_handlers`` and
+    ``val_handlers``. The run trains ``optim.max_epochs`` epochs, or more to reach ``optim.min_steps`` steps.
     """
     if not train_datalist:
         raise ValueError("train_classifier: the training datalist is empty.")
@@ -104,14 +134,17 @@ def train_classifier(
         optimizer=optimizer,
         loss_function=nn.CrossEntropyLoss(label_smoothing=optim.label_smoothing),
         epoch_length=runtime.epoch_length,
+        inferer=inferer,
         amp=runtime.amp,
         amp_kwargs=amp_kwargs,
         decollate=False,
         non_blocking=device.type == "cuda",
     )
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, as_monai_output)  # first: MONAI handlers read the loss
     classifier_path = run_dir / "classifier.pt"
     to_save: dict[str, Any] = {"network": model, "optimizer": optimizer, "lr_scheduler": scheduler, "trainer": trainer}
     best: Checkpoint | None = None
+    evaluator: SupervisedEvaluator | None = None
     if val_datalist:
         val_loader = make_loader(
             Dataset(list(val_datalist), transform=val_transform), optim.batch_size, False, runtime.num_workers
@@ -120,6 +153,7 @@ def train_classifier(
             device=device,
             val_data_loader=val_loader,
             network=network,
+            inferer=inferer,
             postprocessing=_postprocessing(num_classes),
             key_val_metric={"val_auc": ROCAUC(output_transform=from_engine(["pred", "label"]))},
             amp=runtime.amp,
@@ -138,18 +172,41 @@ def train_classifier(
         if optim.patience > 0:
             stopper = EarlyStopping(optim.patience, lambda engine: float(engine.state.metrics["val_auc"]), trainer)
             evaluator.add_event_handler(Events.COMPLETED, stopper)
-    history = HistoryRecorder(run_dir / "history.json", resume=runtime.resume)
+    state = {"model": model, "to_save": to_save, "scheduler": scheduler, "best": best, "path": classifier_path}
+    return StageEngines(trainer, evaluator, list(train_handlers), list(val_handlers), state)
+
+
+def run_classifier_engines(engines: StageEngines, run_dir: Path, runtime: RuntimeConfig) -> dict[str, Any]:
+    """Attach the run's handlers and train the engines of :func:`build_classifier_engines`.
+
+    The best validation AUC is kept by Ignite's ``Checkpoint(score_function=...)`` as ``run_dir/classifier.pt``
+    (written atomically; its record of the best score is part of the resumable checkpoints, so a resumed run only
+    replaces the file with a better model). Without a validation set the last epoch is exported. Also writes
+    ``run_dir/history.json``, the resumable checkpoints and TensorBoard events (``runtime.tensorboard``).
+
+    Returns:
+        ``{"classifier": path, "best_val_auc": float | None, "best_epoch": int, "epochs": int}``.
+    """
+    trainer, model, best = engines.trainer, engines.state["model"], engines.state["best"]
+    classifier_path = engines.state["path"]
+    history = HistoryRecorder(run_dir / "history.json", resume=runtime.resume, publish=True)
     attach_training_handlers(
         trainer,
         run_dir,
-        to_save,
-        scheduler,
+        engines.state["to_save"],
+        engines.state["scheduler"],
         resume=runtime.resume,
         log_every=runtime.log_every,
         progress_bar=runtime.progress_bar,
         history=history,
+        tensorboard=runtime.tensorboard,
     )
-    trainer.run()
+    attach_extra_handlers(engines)
+    changed = with_artifacts(engines.train_handlers, [run_dir / "history.json"])
+    try:
+        trainer.run()
+    finally:
+        restore_artifacts(changed)
     result: dict[str, Any] = {"best_val_auc": None, "best_epoch": trainer.state.epoch}
     if best is None or not best.state_dict()["_saved"]:
         if is_main_process():

@@ -70,3 +70,27 @@ def test_latest_checkpoint_is_the_highest_epoch_not_the_newest_name(tmp_path: Pa
         (folder / name).write_bytes(b"")
     assert latest_checkpoint(tmp_path) == folder / "checkpoint_10.pt"
     assert latest_checkpoint(tmp_path / "missing") is None
+
+
+def test_history_publishes_epoch_means_for_later_handlers_without_recording_them_twice(tmp_path: Path) -> None:
+    engine = _engine([1.0, 3.0, 5.0, 9.0])
+    HistoryRecorder(tmp_path / "history.json", publish=True).attach(engine)
+    seen = []
+    engine.add_event_handler(Events.EPOCH_COMPLETED, lambda e: seen.append(e.state.metrics["epoch_loss"]))
+    engine.run([0, 1], max_epochs=2)
+    assert seen == [2.0, 7.0]  # what an MLflow/TensorBoard handler attached after the recorder logs per epoch
+    saved = json.loads((tmp_path / "history.json").read_text())
+    assert saved == {"loss": [2.0, 7.0], "lr": [0.1, 0.1], "epoch": [1, 2]}
+
+
+def test_monai_output_form_gives_the_loss_to_monai_handlers() -> None:
+    from monai.handlers import from_engine
+
+    from monai_remedis.engines.handlers import scalar_output
+    from monai_remedis.stages.engines import as_monai_output
+
+    engine = _engine([0.5])
+    engine.add_event_handler(Events.ITERATION_COMPLETED, as_monai_output)
+    engine.run([0], max_epochs=1)
+    assert from_engine(["loss"], first=True)(engine.state.output) == 0.5  # MONAI's MLFlowHandler default transform
+    assert scalar_output(engine.state.output) == {"loss": 0.5, "lr": 0.1}  # the image tensor is dropped

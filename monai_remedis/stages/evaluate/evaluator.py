@@ -70,6 +70,7 @@ class Evaluator:
         self.batch_size = batch_size
         self.device = device
         self.n_boot = n_boot
+        self.predictions: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # of evaluate_classifiers, for the figures
 
     def scores(
         self, probs: np.ndarray, labels: np.ndarray, datalist: Sequence[Mapping[str, Any]], bootstrap: bool = True
@@ -99,9 +100,12 @@ class Evaluator:
         datalist: Sequence[dict[str, Any]],
         transform: Callable | None = None,
         bootstrap: bool = True,
+        name: str | None = None,
     ) -> dict[str, Any]:
-        """Metrics (and the AUC interval) of ``model`` on one datalist."""
+        """Metrics (and the AUC interval) of ``model`` on one datalist (predictions kept as ``name``, if given)."""
         probs, labels = self.predict(model, datalist, transform)
+        if name is not None:
+            self.predictions[name] = (probs, labels)
         return self.scores(probs, labels, datalist, bootstrap)
 
     def evaluate_classifiers(
@@ -123,8 +127,10 @@ class Evaluator:
             prefix = f"{name}: " if name else ""
             model = self.model.load_classifier(path)
             if test_datalist:
-                evaluations[f"{prefix}test (in-distribution)"] = self.evaluate_set(model, test_datalist)
+                key = f"{prefix}test (in-distribution)"
+                evaluations[key] = self.evaluate_set(model, test_datalist, name=key)
             for ood_name, ood in ood_sets.items():
-                result = self.evaluate_set(model, ood["datalist"], ood.get("transform"))
-                evaluations[f"{prefix}{ood_name} (zero-shot)"] = {**result, "note": ood.get("note", "")}
+                key = f"{prefix}{ood_name} (zero-shot)"
+                result = self.evaluate_set(model, ood["datalist"], ood.get("transform"), name=key)
+                evaluations[key] = {**result, "note": ood.get("note", "")}
         return evaluations

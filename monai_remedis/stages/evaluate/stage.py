@@ -20,7 +20,15 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from monai_remedis.engines.runtime import atomic_write_json, is_main_process, prepare_run_dir, provenance
+import torch
+
+from monai_remedis.engines.runtime import (
+    atomic_write_json,
+    is_main_process,
+    prepare_run_dir,
+    provenance,
+    resolve_device,
+)
 from monai_remedis.evaluation.guard import check_selection_data, tag_split
 from monai_remedis.stages.config import RuntimeConfig, SweepConfig, as_dict
 from monai_remedis.stages.evaluate.evaluator import Evaluator, ModelSpec
@@ -54,6 +62,8 @@ class EvaluateStage:
         sweep_data: the sweep's target site (``test`` defaults to ``test_datalist``).
         report: title, notes, class names, bootstrap sizes, console table.
         runtime: device and decoding.
+        figures: write ROC and reliability diagrams per evaluated set and an embedding map (by label and by site)
+            of the first classifier's backbone into ``figures/``, shown in ``report.md``.
     """
 
     def __init__(
@@ -68,7 +78,9 @@ class EvaluateStage:
         sweep_data: SweepData | None = None,
         report: ReportConfig | None = None,
         runtime: RuntimeConfig | None = None,
+        figures: bool = True,
     ) -> None:
+        self.figures = figures
         self.sweep = sweep or SweepConfig()
         if self.sweep.inits and not (sweep_data and sweep_data.train):
             raise ValueError("the sweep needs sweep_data.train (labelled target-site training data).")
@@ -165,6 +177,15 @@ class EvaluateStage:
             },
         }
 
+    def _embedding_inputs(self) -> tuple[torch.nn.Module | None, dict[str, tuple[list, Callable]], torch.device]:
+        """The first classifier's backbone and the sets its embedding map shows (test, then each OOD set)."""
+        sets = {"test": (self.test_datalist, self.evaluator.transform)} if self.test_datalist else {}
+        for name, ood in self.ood_sets.items():
+            sets[name] = (ood["datalist"], ood.get("transform") or self.evaluator.transform)
+        path = next(iter(self.classifiers.values()), None)
+        backbone = self.model.load_classifier(path).backbone if path else None
+        return backbone, sets, resolve_device(self.runtime.device)
+
     def run(self) -> dict[str, Any]:
         """Check the data, evaluate, sweep, and write the metrics JSON/CSVs, the curve and ``report.md``."""
         out = prepare_run_dir(self.output_dir, seed=0)
@@ -183,6 +204,8 @@ class EvaluateStage:
         }
         writer = ReportWriter(out, self.report, self.sweep.baseline_init)
         files = writer.write(evaluations, sweep, result, mode, sizes)
+        if self.figures:
+            files["figures"] = writer.write_figures(self.evaluator.predictions, *self._embedding_inputs())
         inputs = [*self.classifiers.values(), *self.sweep.inits.values()]
         atomic_write_json(provenance("evaluate", self._config(), inputs), out / "provenance.json")
         result.update(files)

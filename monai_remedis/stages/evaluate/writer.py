@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import torch
 
 from monai_remedis.evaluation.report import (
     format_console_table,
@@ -16,6 +19,7 @@ from monai_remedis.evaluation.report import (
     write_report,
 )
 from monai_remedis.evaluation.sweep import headline_lines
+from monai_remedis.stages.evaluate.figures import figures_markdown, write_embedding_map, write_prediction_figures
 
 
 @dataclass
@@ -129,6 +133,29 @@ class ReportWriter:
         if sweep and cfg.console:
             print(self.console_table(sweep, mode), flush=True)
         return {"report": str(report), "curve": curve}
+
+    def write_figures(
+        self,
+        predictions: Mapping[str, tuple[np.ndarray, np.ndarray]],
+        backbone: torch.nn.Module | None = None,
+        embedding_sets: Mapping[str, tuple[Sequence[Mapping[str, Any]], Callable]] | None = None,
+        device: torch.device | str = "cpu",
+    ) -> dict[str, Any]:
+        """ROC and reliability diagrams per evaluated set and the embedding map, appended to ``report.md``
+        (call after :meth:`write`).
+
+        Returns:
+            ``{"predictions": {set: {"roc": path, "reliability": path}}, "embedding_map": path or None}``.
+        """
+        names = self.config.class_names
+        files = write_prediction_figures(self.out, predictions, names)
+        embedding = None
+        if backbone is not None and embedding_sets:
+            embedding = write_embedding_map(self.out, backbone, embedding_sets, device, class_names=names)
+        report = self.out / "report.md"
+        if report.is_file() and (files or embedding):
+            report.write_text(report.read_text() + figures_markdown(files, embedding, self.out))
+        return {"predictions": files, "embedding_map": embedding}
 
     def console_table(self, sweep: Mapping[str, Any], mode: str) -> str:
         """The sweep summary as printed at the end of a run."""
