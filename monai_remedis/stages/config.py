@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from monai_remedis.evaluation.linear_probe import DEFAULT_L2_GRID
+from monai_remedis.models.head_init import check_head_init
 
 SWEEP_MODES = ("finetune", "linear_probe")
 
@@ -81,6 +82,9 @@ class OptimConfig:
         patience: supervised runs: stop when this many validations in a row bring no better validation AUC (0: train
             the whole budget); with the best-validation checkpoint this chooses each run's step budget on validation
             data by one rule for every init.
+        head_init: fine-tunes: how the linear head starts, ``zero`` (BiT) or ``probe`` (LP-FT: a logistic-regression
+            probe fitted on the labelled subset's frozen features, :mod:`~monai_remedis.models.head_init`); stage 1
+            trains from scratch and ignores it.
     """
 
     max_epochs: int = 10
@@ -93,6 +97,10 @@ class OptimConfig:
     lr_scale_batch: bool = False
     label_smoothing: float = 0.0
     patience: int = 0
+    head_init: str = "zero"
+
+    def __post_init__(self) -> None:
+        check_head_init(self.head_init)
 
     def replace(self, **changes: Any) -> OptimConfig:
         """A copy with ``changes`` (e.g. the sweep's epochs and batch size on top of the fine-tune settings)."""

@@ -14,8 +14,15 @@ from ignite.engine import Engine
 from monai_remedis.backbones.weights import load_backbone_weights
 from monai_remedis.data.fractions import label_fraction
 from monai_remedis.engines.fingerprint import claim_run_dir, make_fingerprint, release_run_dir
-from monai_remedis.engines.runtime import atomic_write_json, is_main_process, prepare_run_dir, provenance
+from monai_remedis.engines.runtime import (
+    atomic_write_json,
+    is_main_process,
+    prepare_run_dir,
+    provenance,
+    resolve_device,
+)
 from monai_remedis.models.classifier import Classifier
+from monai_remedis.models.head_init import probe_head_init
 from monai_remedis.stages.config import OptimConfig, RuntimeConfig, as_dict, fingerprint_runtime
 from monai_remedis.stages.engines import StageEngines, engines_to_run
 from monai_remedis.stages.supervised import build_classifier_engines, run_classifier_engines
@@ -132,6 +139,16 @@ class FinetuneStage:
             self.fraction_seed,
             self.init_weights or "scratch",
         )
+        if self.optim.head_init == "probe":
+            probe = probe_head_init(
+                model,
+                subset,
+                self.val_transform or self.train_transform,
+                self.val_datalist,
+                self.val_transform,
+                resolve_device(self.runtime.device),
+            )
+            logger.info("head initialised from a linear probe: l2 %g, validation AUC %s", probe.l2, probe.val_auc)
         result = run_classifier_engines(engines, run_dir, runtime)
         result.update(
             run_dir=str(run_dir),
@@ -139,7 +156,10 @@ class FinetuneStage:
             label_fraction=self.label_fraction,
             fraction_seed=self.fraction_seed,
             init_weights=str(self.init_weights or ""),
+            head_init=self.optim.head_init,
         )
+        if self.optim.head_init == "probe":
+            result.update(probe_val_auc=probe.val_auc, probe_l2=probe.l2)
         if is_main_process():
             atomic_write_json(result, run_dir / "metrics.json")
             config = {

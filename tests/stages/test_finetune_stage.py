@@ -109,3 +109,59 @@ def test_resumed_finetune_keeps_the_best_model_record(cxr_config, tmp_path: Path
     assert history["epoch"] == [1, 2] and second["epochs"] == 2  # epoch 1 was not trained again
     assert second["best_val_auc"] == max(history["val_auc"])
     assert second["best_epoch"] == 1 + history["val_auc"].index(max(history["val_auc"]))
+
+
+def test_probe_head_init_sees_only_the_labelled_subset(cxr_config, tmp_path: Path, monkeypatch) -> None:
+    """LP-FT fits its probe on the run's labelled subset (never the whole training set) and records it."""
+    import monai_remedis.stages.finetune as finetune
+
+    cfg = cxr_config(limit=128)
+    seen: dict[str, int] = {}
+    real = finetune.probe_head_init
+
+    def spy(model, train, *args, **kwargs):
+        seen["train"] = len(train)
+        return real(model, train, *args, **kwargs)
+
+    monkeypatch.setattr(finetune, "probe_head_init", spy)
+    result = FinetuneStage(
+        create_backbone("bit_resnet18", in_channels=1),
+        2,
+        cfg.get_parsed_content("datalist#train"),
+        cfg.get_parsed_content("train_transform"),
+        tmp_path,
+        val_datalist=cfg.get_parsed_content("datalist#val"),
+        val_transform=cfg.get_parsed_content("eval_transform"),
+        label_fraction=0.25,
+        optim=OptimConfig(max_epochs=1, batch_size=16, learning_rate=1e-4, optimizer="adamw", head_init="probe"),
+        runtime=RuntimeConfig(log_every=0),
+    ).run()
+    assert seen["train"] == result["num_labels"] == 32
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["head_init"] == "probe" and 0.0 < metrics["probe_val_auc"] <= 1.0
+
+
+@pytest.mark.parametrize("cache_decoded", [True, False])
+def test_the_same_finetune_twice_gives_the_same_weights(cxr_config, tmp_path: Path, cache_decoded: bool) -> None:
+    """Run-to-run stability: the stage seeds itself and its augmentations, so the same settings give bit-identical
+    results on CPU, also when the transform objects are reused (a sweep's runs share them)."""
+    cfg = cxr_config(limit=64)
+
+    def run(folder: str) -> dict:
+        torch.manual_seed(0)  # the random init of the backbone (config files seed before building anything)
+        return FinetuneStage(
+            create_backbone("bit_resnet18", in_channels=1),
+            2,
+            cfg.get_parsed_content("datalist#train"),
+            cfg.get_parsed_content("train_transform"),
+            tmp_path / folder,
+            val_datalist=cfg.get_parsed_content("datalist#val"),
+            val_transform=cfg.get_parsed_content("eval_transform"),
+            optim=OptimConfig(max_epochs=2, batch_size=16, optimizer="adamw", learning_rate=3e-4, head_init="probe"),
+            runtime=RuntimeConfig(log_every=0, seed=3, cache_decoded=cache_decoded),
+        ).run()
+
+    first, second = run("a"), run("b")
+    assert first["best_val_auc"] == second["best_val_auc"]
+    a, b = (torch.load(r["classifier"], weights_only=True) for r in (first, second))
+    assert all(torch.equal(a[k], b[k]) for k in a)

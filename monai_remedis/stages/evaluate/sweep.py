@@ -227,6 +227,7 @@ class FinetuneRunner:
             return finished
         (train, train_t), (val, val_t), (test, test_t) = self.data["train"], self.data["val"], self.data["test"]
         run_dir = self.store.run_dir(job)
+        torch.manual_seed(job.seed)  # a scratch init is drawn by the job's seed, whatever ran before in this process
         trained = FinetuneStage(
             backbone=self.evaluator.model.new_backbone(),
             num_classes=self.evaluator.model.num_classes,
