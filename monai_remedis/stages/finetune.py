@@ -14,6 +14,7 @@ from monai_remedis.backbones.weights import load_backbone_weights
 from monai_remedis.data.fractions import label_fraction
 from monai_remedis.engines.fingerprint import claim_run_dir, make_fingerprint, release_run_dir
 from monai_remedis.engines.runtime import atomic_write_json, is_main_process, prepare_run_dir, provenance
+from monai_remedis.inference.export import export_bundle_model
 from monai_remedis.models.classifier import Classifier
 from monai_remedis.stages.config import OptimConfig, RuntimeConfig, as_dict, fingerprint_runtime
 from monai_remedis.stages.supervised import train_classifier
@@ -39,6 +40,8 @@ class FinetuneStage:
         dropout: dropout before the head.
         optim: optimisation of the run.
         runtime: device, precision, seed (of training), resume and logging.
+        export_model: also write ``classifier.pt`` here (``<bundle_root>/models/model.pt``, what MONAI's bundle
+            tools load); None: no export.
     """
 
     def __init__(
@@ -57,6 +60,7 @@ class FinetuneStage:
         dropout: float = 0.0,
         optim: OptimConfig | None = None,
         runtime: RuntimeConfig | None = None,
+        export_model: str | Path | None = None,
     ) -> None:
         self.backbone = backbone
         self.num_classes = num_classes
@@ -72,6 +76,7 @@ class FinetuneStage:
         self.dropout = dropout
         self.optim = optim or OptimConfig()
         self.runtime = runtime or RuntimeConfig()
+        self.export_model = export_model
 
     def build_model(self) -> Classifier:
         """The classifier with the transferred backbone weights loaded."""
@@ -121,6 +126,8 @@ class FinetuneStage:
                 "runtime": as_dict(self.runtime),
             }
             atomic_write_json(provenance("finetune", config, [self.init_weights]), run_dir / "provenance.json")
+            if self.export_model:
+                result["model"] = str(export_bundle_model(result["classifier"], self.export_model))
         release_run_dir(run_dir)
         return result
 
