@@ -4,6 +4,7 @@ inference workflow (the probabilities ``monai_remedis.inference`` computes for t
 
 from __future__ import annotations
 
+import ast
 import csv
 import json
 from dataclasses import dataclass
@@ -145,7 +146,7 @@ def test_inference_config_list_is_printed_by_the_cli(capsys: pytest.CaptureFixtu
     from monai_remedis.cli import main
 
     assert main(["configs", "cxr", "inference"]) == 0
-    files = [Path(f).name for f in eval(capsys.readouterr().out)]  # noqa: S307 - the printed Python list
+    files = [Path(f).name for f in ast.literal_eval(capsys.readouterr().out.strip())]
     assert files == ["base.yaml", "common.yaml", "inference.yaml"]
 
 
