@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from monai_remedis.configs import (
+    INFERENCE,
     STAGES,
     bundle_config_files,
     bundle_dir,
@@ -65,8 +66,8 @@ def _parse_overrides(tokens: list[str]) -> dict[str, Any]:
             overrides[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
             overrides[key] = value
-        if overrides[key] is None:  # monai.bundle drops None overrides silently; an expression sets None
-            overrides[key] = "$None"
+        if overrides[key] is None or value == "null":  # monai.bundle drops None (and keeps 'null' a string)
+            overrides[key] = "$None"  # an expression sets None
         i += 1
     return overrides
 
@@ -100,7 +101,7 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
         config_file=files,
         meta_file=str(bundle / "configs" / "metadata.json"),
         logging_file=str(bundle_logging_file(bundle)),
-        **{"bundle_root": str(bundle), **overrides},
+        **overrides,
     )
     return 0
 
@@ -240,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     for p in (run_p, cfg_p):
         p.add_argument("bundle", help="bundle name (cxr, ...; see the package's bundles) or path")
-        p.add_argument("stage", nargs="?", default="pipeline", choices=("pipeline", *STAGES))
+        p.add_argument("stage", nargs="?", default="pipeline", choices=("pipeline", *STAGES, INFERENCE))
         p.add_argument("--overlay", action="append", help="extra config file (e.g. multi_gpu.yaml)")
     run_p.add_argument("--debug", action="store_true", help="print the full traceback of a failure")
     run_p.add_argument(

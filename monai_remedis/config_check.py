@@ -10,6 +10,10 @@ A key that this stage's files lack but a sibling config file of the bundle defin
 by this stage.
 
 Nested keys (``--datalist#train``, ``--finetune_optim#max_epochs``) are checked level by level.
+
+``python -m monai.bundle run`` cannot set a key to None: fire turns ``None`` into Python's None, which MONAI drops
+(the default stays, silently), and ``null`` into the string ``'null'``. :func:`check_bundle_argv` refuses both with
+the form that works, ``'$None'`` (``monai-remedis run`` maps ``None``/``null`` to it itself).
 """
 
 from __future__ import annotations
@@ -27,6 +31,14 @@ TRACKING_KEYS = frozenset(
     {"tracking_uri", "experiment_name", "run_name", "save_execute_config", "is_not_rank0", "output_dir"}
 )
 """Keys ``--tracking mlflow`` adds to the config (MONAI's ``DEFAULT_MLFLOW_SETTINGS``): set them with it."""
+
+
+NULL_VALUES = frozenset({"None", "null"})
+"""Override values ``python -m monai.bundle run`` cannot pass as None (dropped, or kept as a string)."""
+
+
+class NullOverrideError(ValueError):
+    """``--key None``/``--key null`` on ``python -m monai.bundle run``; the message gives the ``'$None'`` form."""
 
 
 class UnknownOverrideError(KeyError):
@@ -119,9 +131,9 @@ def sibling_keys(files: Sequence[str]) -> set[str]:
     return keys
 
 
-def _argv_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
-    """``(override keys, config files)`` of a ``python -m monai.bundle run ...`` command line."""
-    keys, files = [], []
+def _argv_overrides(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
+    """``({override key: value as typed}, config files)`` of a ``python -m monai.bundle run ...`` command line."""
+    overrides, files = {}, []
     i = 0
     while i < len(argv):
         token = argv[i]
@@ -132,9 +144,9 @@ def _argv_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
             if key == "config_file":
                 files = _file_list(value)
             else:
-                keys.append(key)
+                overrides[key] = value
         i += 1
-    return keys, files
+    return overrides, files
 
 
 def _file_list(value: str) -> list[str]:
@@ -151,10 +163,20 @@ def check_bundle_argv(argv: Sequence[str]) -> None:
     """Check the overrides of ``python -m monai.bundle run`` (``argv`` without the program name).
 
     Raises:
+        NullOverrideError: a value is ``None`` or ``null`` (MONAI would drop it or pass the string).
         UnknownOverrideError: as :func:`check_override_keys`.
     """
     if not argv or argv[0] != "run":
         return
-    keys, files = _argv_overrides(argv[1:])
+    overrides, files = _argv_overrides(argv[1:])
+    nulls = [key for key, value in overrides.items() if value in NULL_VALUES and key not in RUN_ARGUMENTS]
+    if nulls:
+        given = ", ".join(f"--{k} {overrides[k]}" for k in nulls)
+        fixed = " ".join(f"--{k} '$None'" for k in nulls)
+        raise NullOverrideError(
+            f"{given}: python -m monai.bundle run drops None and passes null as the string 'null'; write {fixed} "
+            "(monai-remedis run accepts None and null)."
+        )
+    keys = list(overrides)
     if keys and files:
         check_override_keys(keys, merged_config(files), files, sibling_keys(files))

@@ -379,3 +379,19 @@ def test_none_override_is_not_dropped_by_monai_bundle() -> None:
         "finetune_init": "$None",
         "max_epochs": 2,
     }
+    assert _parse_overrides(["--ssl_init", "null", "--strategy", "nullable"]) == {
+        "ssl_init": "$None",  # null (YAML's spelling) means None too
+        "strategy": "nullable",
+    }
+
+
+@pytest.mark.parametrize("value", ["None", "null"])
+def test_none_or_null_override_on_monai_bundle_run_is_refused_with_the_form_that_works(value: str) -> None:
+    """``python -m monai.bundle run --ssl_init None`` kept the stage-1 init (MONAI drops None) and ``null`` arrived
+    as the file name 'null': both are refused before anything runs, naming ``'$None'``."""
+    from monai_remedis.config_check import NullOverrideError
+
+    files = str(bundle_config_files(bundle_dir("cxr"), "ssl"))
+    with pytest.raises(NullOverrideError, match=rf"--ssl_init {value}: .* write --ssl_init '\$None'"):
+        check_bundle_argv(["run", "--config_file", files, "--ssl_init", value, "--max_epochs", "1"])
+    check_bundle_argv(["run", "--config_file", files, "--ssl_init", "$None"])  # the expression is accepted

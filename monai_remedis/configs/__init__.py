@@ -1,7 +1,8 @@
 """The shared configuration layer and the bundles, both shipped inside the package.
 
 ``monai_remedis/configs/`` holds ``base.yaml`` (every default and typed config the stages share), one file per
-stage (``pretrain/ssl/finetune/evaluate.yaml``: the stage object and ``run``), ``pipeline.yaml`` and
+stage (``pretrain/ssl/finetune/evaluate.yaml``: the stage object and ``run``), ``pipeline.yaml``,
+``inference.yaml`` (a fine-tuned classifier on new images, with the ids MONAI's bundle tools expect) and
 ``logging.conf``. ``monai_remedis/bundles/<name>/configs/`` holds what is particular to a modality
 (``common.yaml``, ``metadata.json``, overlays). A bundle runs with the list :func:`bundle_config_files` returns::
 
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     from monai.bundle import ConfigParser
 
 STAGES = ("pretrain", "ssl", "finetune", "evaluate")
+INFERENCE = "inference"
+"""The inference workflow: not a stage of the pipeline, but a config list of its own (``inference.yaml``)."""
 
 
 def shared_configs() -> Path:
@@ -53,7 +56,8 @@ def bundle_dir(name_or_path: str) -> Path:
 
 def bundle_config_files(bundle: Path, stage: str = "pipeline", extra: list[str] | None = None) -> list[str]:
     """The config list of ``stage`` in load order (``pipeline``: every stage, then ``pipeline.yaml``; ``common``:
-    the shared base and the bundle's settings only, e.g. to build its transforms or datalists).
+    the shared base and the bundle's settings only, e.g. to build its transforms or datalists; ``inference``: the
+    fine-tuned classifier on new images, the list MONAI's ``ckpt_export`` and ``verify_net_in_out`` take).
 
     ``monai_remedis/configs/base.yaml``, the bundle's ``common.yaml``, then per stage the shared stage file
     followed by the bundle's own file of that name when it has one (it replaces what it redefines, e.g. ct3d's
@@ -62,10 +66,10 @@ def bundle_config_files(bundle: Path, stage: str = "pipeline", extra: list[str] 
     configs, shared = bundle / "configs", shared_configs()
     if stage == "pipeline":
         stages = [*STAGES, "pipeline"]
-    elif stage in (*STAGES, "common"):
+    elif stage in (*STAGES, INFERENCE, "common"):
         stages = [stage] if stage != "common" else []
     else:
-        raise ValueError(f"unknown stage '{stage}'; choose from pipeline, common, {', '.join(STAGES)}.")
+        raise ValueError(f"unknown stage '{stage}'; choose from pipeline, common, {', '.join(STAGES)}, {INFERENCE}.")
     files = [shared / "base.yaml", configs / "common.yaml"]
     for name in stages:
         files += [f for f in (shared / f"{name}.yaml", configs / f"{name}.yaml") if f.is_file()]

@@ -84,12 +84,23 @@ def collate_items(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
 def make_loader(
     dataset: Dataset, batch_size: int, shuffle: bool, num_workers: int = 0, drop_last: bool = False
 ) -> torch.utils.data.DataLoader:
-    """A data loader that shards across ranks (``batch_size`` is the global batch, split over ranks)."""
+    """A data loader that shards across ranks (``batch_size`` is the global batch, split over ranks).
+
+    Raises:
+        ValueError: ``batch_size`` is below the number of ranks, or, with ``drop_last`` (the SSL stage: contrastive
+            losses want full batches), the dataset holds fewer items than one batch, e.g. ``limit`` 64 with the
+            default ``batch_size`` 128: the message names both keys and a batch size that fits.
+    """
     world = idist.get_world_size()
     if batch_size < world:
         raise ValueError(f"batch_size={batch_size} is the global batch and must be >= the number of ranks ({world}).")
     if drop_last and len(dataset) < batch_size:
-        raise ValueError(f"dataset has {len(dataset)} items, fewer than one batch of {batch_size} (drop_last=True).")
+        fits = max(world, 2 ** max(int(len(dataset)).bit_length() - 1, 0))
+        raise ValueError(
+            f"{len(dataset)} items (after `limit`) are fewer than one batch (batch_size={batch_size}), and this stage "
+            f"drops incomplete batches, so it would train on nothing: set `batch_size` to at most {len(dataset)} "
+            f"(e.g. --batch_size {fits}) or raise `limit`."
+        )
     return idist.auto_dataloader(
         dataset,
         batch_size=batch_size,

@@ -11,7 +11,16 @@ Python API::
 
 from __future__ import annotations
 
-from monai_remedis.inference.api import embed, image_items, predict_probabilities
+from monai_remedis.inference.api import embed, image_items, predict_probabilities, unlabelled
 from monai_remedis.inference.bundle import BundleModel, load_bundle_model
+from monai_remedis.inference.export import export_bundle_model
 
-__all__ = ["BundleModel", "embed", "image_items", "load_bundle_model", "predict_probabilities"]
+__all__ = [
+    "BundleModel",
+    "embed",
+    "export_bundle_model",
+    "image_items",
+    "load_bundle_model",
+    "predict_probabilities",
+    "unlabelled",
+]

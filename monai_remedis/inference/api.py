@@ -25,7 +25,7 @@ def _is_image(path: Path) -> bool:
     return path.is_file() and not name.startswith(".") and name.endswith(IMAGE_SUFFIXES)
 
 
-def image_items(source: str | Path, split: str | None = None) -> list[dict[str, Any]]:
+def image_items(source: str | Path | None, split: str | None = None) -> list[dict[str, Any]]:
     """Items ``{"image": path, "id": ...}`` for new images; a ``label`` is kept where the source has one.
 
     Args:
@@ -36,8 +36,11 @@ def image_items(source: str | Path, split: str | None = None) -> list[dict[str, 
 
     Raises:
         FileNotFoundError: naming ``source`` when it does not exist or holds no image.
-        ValueError: naming the CSV when it has neither an ``image`` nor a ``path`` column.
+        ValueError: naming the CSV when it has neither an ``image`` nor a ``path`` column, or when ``source`` is
+            None (the inference config's ``images`` key was not set).
     """
+    if source is None:
+        raise ValueError("no images given: set `images` (a folder, a datalist .json, a .csv or an image file).")
     source = Path(source)
     if source.is_dir():
         items = [{"image": str(p), "id": str(p.relative_to(source))} for p in sorted(source.rglob("*")) if _is_image(p)]
@@ -88,8 +91,8 @@ def _csv_items(path: Path) -> list[dict[str, Any]]:
     return items
 
 
-def _unlabelled(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Only what the images need: labels or metadata of any shape never reach the collate."""
+def unlabelled(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Only ``image`` and ``id`` of each item: labels or metadata of any shape never reach the collate."""
     return [{"image": item["image"], "id": str(item.get("id", i))} for i, item in enumerate(items)]
 
 
@@ -105,7 +108,7 @@ def _run(
     if not items:
         raise ValueError("no items to run on.")
     loader = DataLoader(
-        Dataset(_unlabelled(items), transform=transform),
+        Dataset(unlabelled(items), transform=transform),
         batch_size=batch_size,
         shuffle=False,
         num_workers=num_workers,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 
 class FeatureStandardiser(nn.BatchNorm1d):
@@ -13,7 +14,8 @@ class FeatureStandardiser(nn.BatchNorm1d):
     ~1e-7 (a post-SSL backbone) keep a running variance dominated by that 1 for hundreds of steps, so evaluation
     would rescale every dimension wrongly. Seeding from the first batch removes that bias; later batches update the
     statistics as usual. ``eps`` is 1e-8, not BatchNorm's 1e-5, which would swamp the same variances (the
-    standardised features would stay ~0.1 in scale). The state-dict keys are BatchNorm's.
+    standardised features would stay ~0.1 in scale). The state-dict keys are BatchNorm's. It compiles with
+    ``torch.jit.script`` (``ckpt_export``): the scripted module computes what BatchNorm does for these settings.
     """
 
     def __init__(self, num_features: int, momentum: float = 0.1, eps: float = 1e-8) -> None:
@@ -24,6 +26,16 @@ class FeatureStandardiser(nn.BatchNorm1d):
             with torch.no_grad():
                 self.running_mean.copy_(x.detach().float().mean(dim=0))
                 self.running_var.copy_(x.detach().float().var(dim=0))
+        if torch.jit.is_scripting():  # TorchScript cannot compile super(): BatchNorm's update, spelled out
+            if self.training:
+                self.num_batches_tracked.add_(1)
+            return F.batch_norm(
+                x, self.running_mean, self.running_var, None, None, self.training, self.momentum, self.eps
+            )
+        return self._batch_norm(x)
+
+    @torch.jit.unused
+    def _batch_norm(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(x)
 
 

@@ -19,8 +19,9 @@ class SSLStrategy(nn.Module):
     """Base class of self-supervised strategies.
 
     A strategy wraps a backbone (the encoder that later stages transfer), declares how many augmented views
-    it needs per image, and turns a batch of views into a loss. Engines only call :meth:`training_step` and
-    :meth:`after_step`; everything method-specific lives in the subclass.
+    it needs per image, and turns a batch of views into a loss. The SSL engine calls :meth:`views` on each batch,
+    the module itself (:meth:`forward`, through the DDP wrapper) and :meth:`after_step`; :meth:`training_step` is
+    the same loss in one call, for tests and notebooks. Everything method-specific lives in the subclass.
 
     Subclasses set :attr:`num_views` and implement :meth:`forward`.
 

@@ -21,6 +21,7 @@ from monai_remedis.engines.runtime import (
     provenance,
     resolve_device,
 )
+from monai_remedis.inference.export import export_bundle_model
 from monai_remedis.models.classifier import Classifier
 from monai_remedis.models.head_init import probe_head_init
 from monai_remedis.stages.config import OptimConfig, RuntimeConfig, as_dict, fingerprint_runtime
@@ -48,6 +49,8 @@ class FinetuneStage:
         dropout: dropout before the head.
         optim: optimisation of the run.
         runtime: device, precision, seed (of training), resume and logging.
+        export_model: also write ``classifier.pt`` here (``<bundle_root>/models/model.pt``, what MONAI's bundle
+            tools load); None: no export.
     """
 
     def __init__(
@@ -66,6 +69,7 @@ class FinetuneStage:
         dropout: float = 0.0,
         optim: OptimConfig | None = None,
         runtime: RuntimeConfig | None = None,
+        export_model: str | Path | None = None,
     ) -> None:
         self.backbone = backbone
         self.num_classes = num_classes
@@ -82,6 +86,7 @@ class FinetuneStage:
         self.optim = optim or OptimConfig()
         self.runtime = runtime or RuntimeConfig()
         self.engines: StageEngines | None = None
+        self.export_model = export_model
 
     def build_model(self, load_weights: bool = True) -> Classifier:
         """The classifier with the transferred backbone weights loaded (``load_weights``)."""
@@ -171,6 +176,8 @@ class FinetuneStage:
                 "runtime": as_dict(self.runtime),
             }
             atomic_write_json(provenance("finetune", config, [self.init_weights]), run_dir / "provenance.json")
+            if self.export_model:
+                result["model"] = str(export_bundle_model(result["classifier"], self.export_model))
         release_run_dir(run_dir)
         return result
 

@@ -100,7 +100,10 @@ def assert_pipeline_artefacts(
     encoder = load_backbone_weights(create_backbone(backbone, in_channels, spatial_dims), out / "ssl" / "backbone.pt")
     assert all(torch.isfinite(p).all() for p in encoder.parameters())
     classifier = Classifier(create_backbone(backbone, in_channels, spatial_dims), num_classes)
-    classifier.load_state_dict(torch.load(out / "finetune" / "classifier.pt", weights_only=True))
+    state = torch.load(out / "finetune" / "classifier.pt", weights_only=True)
+    classifier.load_state_dict(state)
+    exported = torch.load(out / "models" / "model.pt", weights_only=True)  # the bundle model MONAI's tools load
+    assert exported.keys() == state.keys() and all(torch.equal(exported[k], state[k]) for k in state)
     x = torch.rand(2, in_channels, *([32] * spatial_dims))
     assert classifier.eval()(x).shape == (2, num_classes)
     metrics = json.loads((out / "evaluate" / "metrics.json").read_text())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from monai.data import Dataset
 
@@ -30,3 +31,13 @@ def test_the_stage_loader_batches_a_ragged_datalist():
     items = [{"image": torch.zeros(1, 2, 2), **({"site": "s"} if i % 2 else {})} for i in range(4)]
     batch = next(iter(make_loader(Dataset(items), batch_size=4, shuffle=False)))
     assert batch["site"] == [None, "s", None, "s"]
+
+
+def test_a_dataset_smaller_than_one_full_batch_names_both_keys():
+    """``--limit 64`` with the default batch 128 used to fail inside the SSL stage's loader without saying what to
+    set; the error names ``batch_size`` and ``limit`` and a batch size that fits."""
+    items = [{"image": torch.zeros(1, 2, 2)} for _ in range(6)]
+    with pytest.raises(ValueError, match=r"6 items \(after `limit`\).*batch_size=8.*--batch_size 4\) or raise `limit`"):
+        make_loader(Dataset(items), batch_size=8, shuffle=True, drop_last=True)
+    assert len(make_loader(Dataset(items), batch_size=4, shuffle=True, drop_last=True)) == 1
+    assert len(make_loader(Dataset(items), batch_size=8, shuffle=False)) == 1  # no drop_last: one short batch

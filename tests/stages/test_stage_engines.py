@@ -36,7 +36,7 @@ def _workflow(
         meta_file=str(folder / "configs" / "metadata.json"),
         workflow_type="train",
         tracking=tracking,
-        **{"output_dir": str(out), "bundle_root": str(folder), **overrides},
+        **{"output_dir": str(out), **overrides},
     )
     workflow.initialize()
     return workflow
