@@ -6,7 +6,7 @@
 #   2. the evaluate stage's sweep by FULL fine-tuning: inits genesis, simclr, scratch; label fractions x 3 seeds, the
 #      same labelled subset per seed for every init; selection on validation (98), scored on test (298); paired
 #      bootstrap CIs against scratch (<sweep>/vs_scratch/) and against simclr (<sweep>/vs_simclr/).
-# CPU sizing (2 shared cores): volumes resized 28^3 -> 16^3 (IMAGE_SIZE, a fifth of the voxels), SSL for
+# CPU sizing (2 shared cores): volumes resized 28^3 -> 20^3 (IMAGE_SIZE, 36% of the voxels), SSL for
 # SSL_EPOCHS on all 1188 training volumes, the sweep at ONE label fraction (10% = 119 volumes) with at least MIN_STEPS
 # optimiser steps (the base min_steps is 60) and SWEEP_EPOCHS epochs.
 # Resumable: finished steps and sweep runs are reused. One torch thread; LOCK=/tmp/heavy.lock takes the shared lock.
@@ -17,7 +17,7 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 if [ -n "${LOCK:-}" ] && [ -z "${_GENESIS_LOCKED:-}" ]; then
   exec env _GENESIS_LOCKED=1 flock "$LOCK" bash "$0" "$@"
 fi
-IMAGE_SIZE=${IMAGE_SIZE:-[16,16,16]}
+IMAGE_SIZE=${IMAGE_SIZE:-[20,20,20]}
 SSL_EPOCHS=${SSL_EPOCHS:-2}
 FRACTIONS=${FRACTIONS:-[0.1]}
 SWEEP_EPOCHS=${SWEEP_EPOCHS:-3}
