@@ -35,7 +35,8 @@ cxr() { python -m monai_remedis run cxr "$@"; }
   --ark_datasets '$[@ark_breast]' --ark_consistency 0.0 --ark_dir "$OUT/breast_only"
 DIR=$OUT/eval_finetune
 if [ ! -f "$DIR/vs_ark/paired.csv" ]; then
-  cxr evaluate "${COMMON[@]}" --evaluate_dir "$DIR" --finetune_checkpoint '$None' ${TARGET_LIMIT:+--limit "$TARGET_LIMIT"} \
+  cxr evaluate "${COMMON[@]}" --evaluate_dir "$DIR" --finetune_checkpoint '$None' \
+    ${TARGET_LIMIT:+--limit "$TARGET_LIMIT"} \
     --sweep_inits "{'ark': '$OUT/ark/backbone.pt', 'breast_supervised': '$OUT/breast_only/backbone.pt', \
 'simclr': '$OUT/ssl_simclr/backbone.pt', 'baseline': '$OUT/pretrain/backbone.pt'}" \
     --sweep_fractions "$FRACTIONS" --sweep_seeds '[0,1,2]' --min_steps "$MIN_STEPS" --sweep#baseline_init ark

@@ -7,8 +7,8 @@
 #      same labelled subset per seed for every init; selection on validation (98), scored on test (298); paired
 #      bootstrap CIs against scratch (<sweep>/vs_scratch/) and against simclr (<sweep>/vs_simclr/).
 # CPU sizing (2 shared cores): volumes resized 28^3 -> 20^3 (IMAGE_SIZE, 36% of the voxels), SSL for
-# SSL_EPOCHS on all 1188 training volumes, the sweep at ONE label fraction (10% = 119 volumes) with at least MIN_STEPS
-# optimiser steps (the base min_steps is 60) and SWEEP_EPOCHS epochs.
+# SSL_EPOCHS on all 1188 training volumes, the sweep at 10% (119) and 100% (1188) of the labelled volumes with at
+# least MIN_STEPS optimiser steps (the base min_steps is 60) and SWEEP_EPOCHS epochs.
 # Resumable: finished steps and sweep runs are reused. One torch thread; LOCK=/tmp/heavy.lock takes the shared lock.
 #   bash benchmarks/genesis_ct3d.sh [output_dir]        (default runs/genesis_ct3d)
 set -euo pipefail
@@ -19,7 +19,7 @@ if [ -n "${LOCK:-}" ] && [ -z "${_GENESIS_LOCKED:-}" ]; then
 fi
 IMAGE_SIZE=${IMAGE_SIZE:-[20,20,20]}
 SSL_EPOCHS=${SSL_EPOCHS:-2}
-FRACTIONS=${FRACTIONS:-[0.1]}
+FRACTIONS=${FRACTIONS:-[0.1,1.0]}
 SWEEP_EPOCHS=${SWEEP_EPOCHS:-3}
 MIN_STEPS=${MIN_STEPS:-20}
 COMMON=(--output_dir "$OUT" --log_every 0 --resume true --image_size "$IMAGE_SIZE")

@@ -11,9 +11,9 @@
 # Every step is skipped when its output exists, and sweep runs are reused (their fingerprints match), so the script
 # continues where it stopped. One torch thread; LOCK=/tmp/heavy.lock takes the shared lock around the whole script.
 #   bash benchmarks/ssl_methods_cxr.sh [output_dir]        (default runs/peac_evidence)
-# The settings below are the ones the numbers in docs/peac.md and docs/results.md come from (2-core shared CPU):
+# The settings below are the ones the numbers in docs/peac.md and docs/genesis.md come from (2-core shared CPU):
 # stage 1 for 4 epochs, each SSL method for 2 epochs (72 steps of 128), and the fine-tune sweep at ONE label
-# fraction (10% = 470 labels) with at least 20 steps (the bundle's min_steps is 100) and 3 epochs (max_epochs).
+# fraction (10% = 472 labels) with at least 20 steps (the bundle's min_steps is 100) and 3 epochs (max_epochs).
 # TARGET_LIMIT (empty: all) keeps that many PneumoniaMNIST items per split for the fine-tune sweep only.
 set -euo pipefail
 OUT=${1:-runs/peac_evidence}
@@ -50,5 +50,6 @@ for s in simclr peac genesis; do
   [ -f "$OUT/ssl_$s/backbone.pt" ] || cxr ssl "${COMMON[@]}" --strategy "$s" --ssl_dir "$OUT/ssl_$s" \
     --ssl_epochs "$SSL_EPOCHS"
 done
-sweep "$OUT/eval_finetune" ${TARGET_LIMIT:+--limit "$TARGET_LIMIT"} --sweep_fractions "$FRACTIONS" --min_steps "$MIN_STEPS"
+sweep "$OUT/eval_finetune" ${TARGET_LIMIT:+--limit "$TARGET_LIMIT"} --sweep_fractions "$FRACTIONS" \
+  --min_steps "$MIN_STEPS"
 sweep "$OUT/eval_probe" --sweep_mode linear_probe --sweep_fractions "$PROBE_FRACTIONS"
