@@ -29,10 +29,13 @@ Sections not asked for are kept from an existing ``--out`` file, so a long run c
     OMP_NUM_THREADS=1 flock /tmp/heavy.lock python benchmarks/bench_throughput.py --threads 1 --sections data peers
     OMP_NUM_THREADS=1 flock /tmp/heavy.lock python benchmarks/bench_throughput.py --threads 1 --sections epochs ddp
 
-On 2 shared CPU cores (load average 2-4) these took about 5, 2 and 5 minutes. ``--device cuda`` runs the
-grid and peers on a GPU with ``--amp`` (bf16 autocast), ``--channels-last`` and ``--compile`` (``torch.compile``)
-available, and DDP over NCCL: that path is written but has NOT been run (no GPU on the machine these numbers come
-from). Writes ``benchmarks/results/throughput.json`` and prints a table; ``benchmarks/README.md`` has the numbers.
+On 2 CPU cores shared with other jobs (load average 4-7) the grid took 3-4 minutes per backbone, data and peers
+3.4, epochs 4 and ddp 1.7 (both ``--repeats 2``): about 17 minutes in all.
+
+GPU path, written but NOT run (no GPU on the machine these numbers come from): ``--device cuda`` runs the grid, the
+peers and the epochs on the GPU (peak memory from ``torch.cuda.max_memory_allocated``) and DDP over NCCL;
+``--amp`` (bf16 autocast), ``--channels-last`` and ``--compile`` (``torch.compile``) apply to the fine-tune step.
+Writes ``benchmarks/results/throughput.json`` and prints a table; ``benchmarks/README.md`` has the numbers.
 """
 
 from __future__ import annotations
