@@ -36,7 +36,7 @@ import resource
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -106,12 +106,41 @@ def _timed(fn: Callable[[], None], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
+def timing_summary(seconds: Sequence[float], scale: float = 1000.0) -> dict[str, float]:
+    """Median, fastest and slowest of repeated timings (in ms by default), and how many there were."""
+    if not seconds:
+        raise ValueError("timing_summary: no timings.")
+    return {
+        "median": scale * statistics.median(seconds),
+        "min": scale * min(seconds),
+        "max": scale * max(seconds),
+        "n": len(seconds),
+    }
+
+
+def paired_ratio(ours: Sequence[float], peer: Sequence[float]) -> dict[str, float]:
+    """Our time over the peer's, from interleaved rounds: the ratio of the medians and the per-round range.
+
+    Round ``i`` of both ran back to back, so a round's ratio sees the same machine load; its min and max show how
+    much load moved the ratio.
+    """
+    if len(ours) != len(peer) or not ours:
+        raise ValueError(f"paired_ratio: need the same, non-zero number of rounds ({len(ours)} vs {len(peer)}).")
+    per_round = [a / b for a, b in zip(ours, peer, strict=True)]
+    return {
+        "ratio": statistics.median(ours) / statistics.median(peer),
+        "round_ratio_min": min(per_round),
+        "round_ratio_max": max(per_round),
+    }
+
+
 def measure_strategy(name: str, args: argparse.Namespace) -> dict[str, Any]:
     """Step time, throughput and peak memory of strategy ``name``; meant to run in a fresh process."""
     if args.threads:
         torch.set_num_threads(args.threads)
     device = _device(args.device)
     imports_peak_mb = _maxrss_mb()
+    base_bytes = 0
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
         base_bytes = torch.cuda.memory_allocated(device)
@@ -136,14 +165,26 @@ def measure_strategy(name: str, args: argparse.Namespace) -> dict[str, Any]:
 
     steps(args.warmup)
     repeat_s = [_timed(lambda: steps(args.steps), device) / args.steps for _ in range(args.repeats)]
-    step_s = statistics.median(repeat_s)
+    return step_result(repeat_s, args.batch_size, strategy, device, imports_peak_mb, base_bytes) | {"kwargs": kwargs}
+
+
+def step_result(
+    repeat_s: Sequence[float],
+    batch_size: int,
+    model: nn.Module,
+    device: torch.device,
+    imports_peak_mb: float,
+    base_bytes: int = 0,
+) -> dict[str, Any]:
+    """Throughput (images/s at the median step), step ms (median, min, max), parameters and peak memory."""
+    step = timing_summary(repeat_s)
     result = {
-        "images_per_s": args.batch_size / step_s,
-        "step_ms": 1000 * step_s,
-        "step_ms_min": 1000 * min(repeat_s),
-        "step_ms_max": 1000 * max(repeat_s),
-        "params_m": sum(p.numel() for p in strategy.parameters()) / 1e6,
-        "kwargs": kwargs,
+        "images_per_s": 1000 * batch_size / step["median"],
+        "step_ms": step["median"],
+        "step_ms_min": step["min"],
+        "step_ms_max": step["max"],
+        "repeats": step["n"],
+        "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
     }
     if device.type == "cuda":
         result["peak_mem_mb"] = (torch.cuda.max_memory_allocated(device) - base_bytes) / 2**20
@@ -153,25 +194,31 @@ def measure_strategy(name: str, args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def _worker(name: str, args: argparse.Namespace, queue: mp.Queue) -> None:
+def _worker(fn: Callable[..., dict[str, Any]], fn_args: tuple, queue: mp.Queue) -> None:
     try:
-        queue.put((name, measure_strategy(name, args)))
-    except Exception as exc:  # noqa: BLE001 - report and go on with the other strategies
-        queue.put((name, {"error": f"{type(exc).__name__}: {exc}"}))
+        queue.put(fn(*fn_args))
+    except Exception as exc:  # noqa: BLE001 - report and go on with the other measurements
+        queue.put({"error": f"{type(exc).__name__}: {exc}"})
+
+
+def run_isolated(fn: Callable[..., dict[str, Any]], *fn_args: Any) -> dict[str, Any]:
+    """``fn(*fn_args)`` in a fresh spawned process (its own memory high-water mark); an exception comes back as
+    ``{"error": ...}``. ``fn`` must be importable (a module-level function)."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_worker, args=(fn, fn_args, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
 
 
 def measure_strategies(args: argparse.Namespace, names: list[str]) -> dict[str, dict[str, Any]]:
     """Each strategy in its own spawned process, so that its memory high-water mark is its own."""
-    ctx = mp.get_context("spawn")
     results = {}
     for name in names:
-        queue = ctx.Queue()
-        proc = ctx.Process(target=_worker, args=(name, args, queue))
-        proc.start()
-        got_name, result = queue.get()
-        proc.join()
-        results[got_name] = result
-        print(f"  {name}: {_row(name, result)}", flush=True)
+        results[name] = run_isolated(measure_strategy, name, args)
+        print(f"  {name}: {_row(name, results[name])}", flush=True)
     return results
 
 
@@ -196,61 +243,101 @@ def bare_head(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
     )
 
 
-def measure_overhead(args: argparse.Namespace) -> dict[str, Any]:
-    """Median step time of SSLTrainer (SimCLR) vs a hand-written loop, interleaved A B A B in this process."""
+PeerFactory = Callable[[nn.Module], tuple[nn.Module, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]]
+"""Builds a peer SimCLR from our strategy: ``(backbone + head with the strategy's weights, loss of (z0, z1))``."""
+
+
+def bare_peer(strategy: nn.Module) -> tuple[nn.Module, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
+    """The hand-written SimCLR: a copy of the backbone, :func:`bare_head` with the strategy's head weights,
+    :func:`bare_nt_xent`."""
+    first, last = strategy.projector[0], strategy.projector[-2]
+    head = bare_head(first.in_features, first.out_features, last.out_features)
+    head.load_state_dict(strategy.projector.state_dict())
+    temperature = strategy.criterion.temperature
+    return nn.Sequential(copy.deepcopy(strategy.backbone), head), lambda z0, z1: bare_nt_xent(z0, z1, temperature)
+
+
+def measure_overhead(args: argparse.Namespace, peers: dict[str, PeerFactory] | None = None) -> dict[str, Any]:
+    """Median step time of SSLTrainer (SimCLR) vs each peer loop (default: the hand-written one), interleaved
+    A B C A B C ... in this process, on one batch and identical initial weights.
+
+    Returns the comparison with the hand-written loop at the top level (``bare_step_ms``, ``ratio``, ...) and every
+    peer under ``peers``: step ms (median, min, max), images/s, ``ratio`` = ours / peer with its per-round range.
+    """
+    peers = peers or {"bare": bare_peer}
     if args.threads:
         torch.set_num_threads(args.threads)
     device = _device(args.device)
     torch.manual_seed(0)
     strategy = create_strategy("simclr", backbone=create_backbone(args.backbone, in_channels=1)).to(device).train()
-    backbone = copy.deepcopy(strategy.backbone)
-    first, last = strategy.projector[0], strategy.projector[-2]
-    head = bare_head(first.in_features, first.out_features, last.out_features).to(device).train()
-    head.load_state_dict(strategy.projector.state_dict())
-    temperature = strategy.criterion.temperature
+    built = {name: make(strategy) for name, make in peers.items()}
     views = _views(args, device)
     batch = {"view_0": views[0].cpu(), "view_1": views[1].cpu()}
 
-    def bare_loss() -> torch.Tensor:
+    def peer_loss(name: str) -> torch.Tensor:
+        model, criterion = built[name]
         x0, x1 = (batch[k].to(device) for k in ("view_0", "view_1"))
-        z = head(backbone(torch.cat([x0, x1], dim=0)))
-        return bare_nt_xent(z[: x0.shape[0]], z[x0.shape[0] :], temperature)
+        z = model(torch.cat([x0, x1], dim=0))
+        return criterion(z[: x0.shape[0]], z[x0.shape[0] :])
 
-    first_loss = {"ssl_trainer": float(strategy(views)["loss"].detach()), "bare": float(bare_loss().detach())}
-    bare_params = [*backbone.parameters(), *head.parameters()]
-    bare_optimizer = torch.optim.SGD(bare_params, lr=0.01, momentum=0.9)
+    for model, _ in built.values():
+        model.to(device).train()
+    first_loss = {"ssl_trainer": float(strategy(views)["loss"].detach())}
+    first_loss |= {name: float(peer_loss(name).detach()) for name in built}
+    peer_optimizers = {
+        name: torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9) for name, (model, _) in built.items()
+    }
     optimizer = torch.optim.SGD(strategy.parameters(), lr=0.01, momentum=0.9)
 
-    def bare_steps(n: int) -> None:
+    def peer_steps(name: str, n: int) -> None:
         for _ in range(n):
-            loss = bare_loss()
-            bare_optimizer.zero_grad(set_to_none=True)
+            loss = peer_loss(name)
+            peer_optimizers[name].zero_grad(set_to_none=True)
             loss.backward()
-            bare_optimizer.step()
+            peer_optimizers[name].step()
             float(loss.detach())  # the trainer reads the loss back every step too
 
     def trainer(n: int) -> SSLTrainer:  # built once per length; run() on a finished engine starts it again
         return SSLTrainer(device, max_epochs=1, train_data_loader=[batch] * n, network=strategy, optimizer=optimizer)
 
     trainer(args.warmup).run()
-    bare_steps(args.warmup)
+    for name in built:
+        peer_steps(name, args.warmup)
     n = args.overhead_steps
     timed_trainer = trainer(n)
-    framework, bare = [], []
+    framework: list[float] = []
+    rounds: dict[str, list[float]] = {name: [] for name in built}
     for _ in range(args.rounds):
         framework.append(_timed(timed_trainer.run, device) / n)
-        bare.append(_timed(lambda: bare_steps(n), device) / n)
-    framework_s, bare_s = statistics.median(framework), statistics.median(bare)
-    return {
+        for name in built:
+            rounds[name].append(_timed(lambda name=name: peer_steps(name, n), device) / n)
+    framework_s = statistics.median(framework)
+    result: dict[str, Any] = {
         "first_step_loss": first_loss,
-        "bare_step_ms": 1000 * bare_s,
         "ssl_trainer_step_ms": 1000 * framework_s,
-        "ratio": framework_s / bare_s,
-        "bare_rounds_ms": [1000 * t for t in bare],
         "ssl_trainer_rounds_ms": [1000 * t for t in framework],
-        "bare_images_per_s": args.batch_size / bare_s,
         "ssl_trainer_images_per_s": args.batch_size / framework_s,
+        "peers": {},
     }
+    for name, times in rounds.items():
+        step = timing_summary(times)
+        result["peers"][name] = {
+            "step_ms": step["median"],
+            "step_ms_min": step["min"],
+            "step_ms_max": step["max"],
+            "rounds_ms": [1000 * t for t in times],
+            "images_per_s": 1000 * args.batch_size / step["median"],
+            **paired_ratio(framework, times),
+        }
+    if "bare" in rounds:  # the keys earlier results (benchmarks/results/ssl.json) use
+        bare = result["peers"]["bare"]
+        result |= {
+            "bare_step_ms": bare["step_ms"],
+            "ratio": bare["ratio"],
+            "bare_rounds_ms": bare["rounds_ms"],
+            "bare_images_per_s": bare["images_per_s"],
+        }
+    return result
 
 
 def _row(name: str, r: dict[str, Any]) -> str:

@@ -14,8 +14,9 @@ from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver, ProgressBar
 from ignite.metrics import Average
 from monai.handlers import CheckpointLoader, LrScheduleHandler, StatsHandler
+from monai.utils import get_seed
 
-from monai_remedis.engines.resume import latest_intact_checkpoint
+from monai_remedis.engines.resume import checkpoint_epoch, latest_intact_checkpoint, seed_each_epoch
 from monai_remedis.engines.runtime import atomic_write_json, is_main_process
 from monai_remedis.engines.tensorboard import tensorboard_handler
 
@@ -53,8 +54,9 @@ class HistoryRecorder:
     """Per-epoch averages of every scalar of ``engine.state.output`` (Ignite ``Average``), written to
     ``history.json`` atomically, together with the engine's scalar metrics (e.g. ``val_auc``).
 
-    On resume the earlier history is read back and, once the checkpoint has restored the engine, cut to the
-    epochs that checkpoint covers (the later ones are trained again).
+    On resume the earlier history is read back and cut to the epochs the resumed checkpoint covers (the later ones
+    are trained again). Each epoch is written before that epoch's checkpoint, so a kill between the two writes
+    never loses an epoch of history.
 
     Args:
         path: output JSON file (rank 0 writes it).
@@ -71,16 +73,19 @@ class HistoryRecorder:
         self.history: dict[str, list[float]] = defaultdict(list, initial)
         self._averages: dict[str, Average] = {}
 
-    def attach(self, engine: Engine) -> None:
-        """Attach after any checkpoint loader, so that ``STARTED`` sees the restored epoch."""
-        engine.add_event_handler(Events.STARTED, self._trim)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._update)
-        engine.add_event_handler(Events.EPOCH_COMPLETED, self._close_epoch)
+    def attach(self, engine: Engine, resumed_epoch: int = 0) -> None:
+        """Attach before the checkpoint saver, so ``history.json`` covers every epoch a checkpoint covers.
 
-    def _trim(self, engine: Engine) -> None:
-        keep = sum(1 for e in self.history.get("epoch", []) if e <= engine.state.epoch)
+        Args:
+            engine: the trainer.
+            resumed_epoch: epoch of the checkpoint a resumed run starts from; later epochs of the history are
+                dropped (they are trained again).
+        """
+        keep = sum(1 for e in self.history.get("epoch", []) if e <= resumed_epoch)
         for key in list(self.history):
             self.history[key] = self.history[key][:keep]
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._update)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self._close_epoch)
 
     def _update(self, engine: Engine) -> None:
         for key, value in scalar_output(engine.state.output).items():
@@ -138,6 +143,12 @@ def attach_training_handlers(
     """
     if lr_scheduler is not None:
         LrScheduleHandler(lr_scheduler, print_lr=False, epoch_level=False).attach(engine)
+    seed = get_seed()
+    if seed is not None:
+        seed_each_epoch(engine, seed)
+    resumed = latest_intact_checkpoint(run_dir) if resume else None  # a corrupt latest falls back, with a warning
+    if history is not None:  # before the saver: history.json always holds the epochs the latest checkpoint holds
+        history.attach(engine, checkpoint_epoch(resumed) if resumed is not None else 0)
     saver = Checkpoint(
         to_save,
         DiskSaver(str(run_dir / CHECKPOINT_DIR), require_empty=False, atomic=True),
@@ -146,12 +157,14 @@ def attach_training_handlers(
         global_step_transform=lambda e, _: e.state.epoch,
     )
     engine.add_event_handler(Events.EPOCH_COMPLETED(every=checkpoint_every) | Events.COMPLETED, saver)
-    resumed = latest_intact_checkpoint(run_dir) if resume else None  # a corrupt latest falls back, with a warning
     if resumed is not None:
         logger.info("resuming from %s", resumed)
+        # the saver takes over the checkpoints on disk up to the resumed one, so n_saved still holds after a resume
+        epoch = checkpoint_epoch(resumed)
+        found = [(int(m.group(1)), p.name) for p in resumed.parent.glob("*.pt") if (m := _CKPT_RE.search(p.name))]
+        kept = sorted((e, name) for e, name in found if e <= epoch)
+        saver.load_state_dict({"_saved": kept})
         CheckpointLoader(load_path=str(resumed), load_dict=to_save, map_location="cpu").attach(engine)
-    if history is not None:
-        history.attach(engine)
     if not is_main_process():  # under DDP only rank 0 reports progress; other ranks keep warnings and errors
         engine.logger.setLevel(logging.WARNING)
         return resumed

@@ -9,6 +9,9 @@
   ``DiskSaver``). Only called while holding the lock, so no live writer loses its file.
 * :func:`latest_intact_checkpoint` picks the highest ``checkpoint_N.pt`` whose zip container is complete, falling
   back to the previous one with a warning when the latest is truncated or corrupt.
+* :func:`seed_each_epoch` draws each epoch's randomness (shuffle, augmentations, dropout) from ``(seed, epoch)``
+  alone, so a run resumed after epoch N trains epoch N+1 on the batches the uninterrupted run would have seen,
+  instead of replaying the random draws of epoch 1.
 """
 
 from __future__ import annotations
@@ -17,11 +20,17 @@ import fcntl
 import json
 import logging
 import os
+import random
 import re
 import socket
 import zipfile
 from pathlib import Path
 from typing import IO
+
+import numpy as np
+import torch
+from ignite.engine import Engine, Events
+from monai.transforms import Randomizable
 
 logger = logging.getLogger("monai_remedis")
 
@@ -144,3 +153,33 @@ def history_until(path: str | Path, checkpoint: str | Path) -> dict[str, list[fl
         return {}
     keep = sum(1 for e in history.get("epoch", []) if e <= checkpoint_epoch(checkpoint))
     return {key: list(values)[:keep] for key, values in history.items()}
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The 32-bit seed of ``epoch`` of a run seeded with ``seed`` (NumPy ``SeedSequence`` of both)."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def seed_each_epoch(engine: Engine, seed: int) -> None:
+    """Reseed Python, NumPy, torch and the training dataset's random transforms when each epoch starts.
+
+    The batches of epoch N then depend on ``(seed, N)`` only, not on how many epochs this process has run: a resumed
+    run equals the uninterrupted one wherever the computation is deterministic (CPU, ``num_workers=0``; persistent
+    loader workers keep their own transform states). Without it, a run resumed after epoch 2 shuffles and augments
+    epoch 3 as the first run did epoch 1.
+
+    Args:
+        engine: the trainer; its data loader's ``dataset.transform`` is reseeded when it is ``Randomizable``.
+        seed: the run's seed (already offset by rank under DDP).
+    """
+
+    def reseed(engine: Engine) -> None:
+        value = epoch_seed(seed, engine.state.epoch)
+        random.seed(value)
+        np.random.seed(value)
+        torch.manual_seed(value)
+        transform = getattr(getattr(engine.state.dataloader, "dataset", None), "transform", None)
+        if isinstance(transform, Randomizable):
+            transform.set_random_state(seed=value)
+
+    engine.add_event_handler(Events.EPOCH_STARTED, reseed)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import torch
 from ignite.engine import Engine, Events
+from ignite.handlers import DiskSaver
 
-from monai_remedis.engines.handlers import HistoryRecorder, latest_checkpoint
+from monai_remedis.engines.handlers import HistoryRecorder, attach_training_handlers, latest_checkpoint
 from monai_remedis.stages.supervised import best_model_saver
 
 
@@ -37,10 +38,41 @@ def test_history_resumes_and_drops_epochs_after_the_checkpoint(tmp_path: Path) -
     def _restore(e: Engine) -> None:  # what the checkpoint loader does: the run continues after epoch 2
         e.state.epoch, e.state.iteration = 2, 4
 
-    history.attach(engine)
+    history.attach(engine, resumed_epoch=2)
     engine.run([0, 1], max_epochs=3)
     saved = json.loads(path.read_text())
     assert saved["loss"] == [2.0, 7.0, 5.0] and saved["epoch"] == [1, 2, 3]
+
+
+def test_history_of_an_epoch_is_on_disk_before_its_checkpoint(tmp_path: Path, monkeypatch) -> None:
+    """A kill right after ``checkpoint_N.pt`` is written must not lose epoch N from ``history.json``."""
+    seen = []
+
+    def save(self: DiskSaver, checkpoint: dict, filename: str, metadata: dict | None = None) -> None:
+        seen.append((filename, json.loads((tmp_path / "history.json").read_text())["epoch"]))
+
+    monkeypatch.setattr(DiskSaver, "__call__", save)
+    monkeypatch.setattr(DiskSaver, "remove", lambda self, filename: None)
+    engine = _engine([1.0, 3.0, 5.0, 9.0])
+    history = HistoryRecorder(tmp_path / "history.json")
+    to_save = {"model": torch.nn.Linear(1, 1), "trainer": engine}
+    attach_training_handlers(engine, tmp_path, to_save, log_every=0, history=history)
+    engine.run([0, 1], max_epochs=2)
+    assert seen[:2] == [("checkpoint_1.pt", [1]), ("checkpoint_2.pt", [1, 2])]
+
+
+def test_a_resumed_run_keeps_n_saved_checkpoints(tmp_path: Path) -> None:
+    """The saver of a resumed run takes over the checkpoints on disk: two kept, none left behind from before."""
+
+    def train(max_epochs: int, resume: bool) -> Engine:
+        engine = Engine(lambda e, b: None)
+        attach_training_handlers(engine, tmp_path, {"model": torch.nn.Linear(1, 1), "trainer": engine}, resume=resume)
+        engine.run([0, 1], max_epochs=max_epochs)
+        return engine
+
+    train(2, resume=False)
+    assert train(4, resume=True).state.epoch == 4
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["checkpoint_3.pt", "checkpoint_4.pt"]
 
 
 def test_best_model_saver_keeps_only_a_strictly_better_model(tmp_path: Path) -> None:

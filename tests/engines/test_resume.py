@@ -25,6 +25,7 @@ from monai_remedis.engines.resume import (
     latest_intact_checkpoint,
     lock_run_dir,
     remove_orphaned_temp_files,
+    seed_each_epoch,
     unlock_run_dir,
 )
 
@@ -145,3 +146,32 @@ def test_another_stages_directory_is_never_cleared(tmp_path: Path) -> None:
         claim_run_dir(tmp_path, make_fingerprint("finetune", {}), resume=False)
     assert (tmp_path / "backbone.pt").read_bytes() == b"ssl output"
     release_run_dir(tmp_path)
+
+
+def _draws_per_epoch(max_epochs: int, start_epoch: int = 0) -> list[list[float]]:
+    """Per-epoch (shuffle order, augmentation, torch draw) of a toy trainer, started after ``start_epoch``."""
+    from ignite.engine import Engine, Events
+    from monai.data import DataLoader, Dataset
+    from monai.transforms import Compose, RandGaussianNoised
+
+    torch.manual_seed(123)  # what the process did before training: a resumed process differs here
+    data = [{"image": torch.zeros(1, 2), "i": float(i)} for i in range(6)]
+    transform = Compose([RandGaussianNoised("image", prob=1.0)])
+    loader = DataLoader(Dataset(data, transform), batch_size=3, shuffle=True)
+    draws: list[list[float]] = []
+    engine = Engine(lambda e, b: draws[-1].extend([*b["i"].tolist(), float(b["image"].sum()), float(torch.rand(1))]))
+    engine.add_event_handler(Events.EPOCH_STARTED, lambda e: draws.append([]))
+
+    @engine.on(Events.STARTED)
+    def _restore(e: Engine) -> None:  # what the checkpoint loader does
+        e.state.epoch, e.state.iteration = start_epoch, start_epoch * len(loader)
+
+    seed_each_epoch(engine, seed=7)
+    engine.run(loader, max_epochs=max_epochs)
+    return draws
+
+
+def test_a_resumed_epoch_draws_what_the_uninterrupted_run_drew() -> None:
+    uninterrupted = _draws_per_epoch(3)
+    assert uninterrupted[0] != uninterrupted[2]
+    assert _draws_per_epoch(3, start_epoch=2) == uninterrupted[2:]  # shuffle, transform and torch draws all equal
