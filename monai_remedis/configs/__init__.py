@@ -13,6 +13,7 @@ See ``docs/design.md``.
 
 from __future__ import annotations
 
+import sys
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,20 @@ INFERENCE = "inference"
 def shared_configs() -> Path:
     """The shared layer shipped in the package: ``base.yaml``, the stage files and ``logging.conf``."""
     return Path(str(resources.files("monai_remedis") / "configs"))
+
+
+def unshadow_sys_path() -> None:
+    """Take the package folder back off ``sys.path``.
+
+    MONAI's ``ConfigWorkflow.run`` puts the parent of the first config file's folder on ``sys.path`` (a bundle's
+    root, for its ``scripts``). Our first config file is ``monai_remedis/configs/base.yaml``, so that folder is the
+    package itself, and its ``ssl`` subpackage then shadows the standard library's ``ssl`` in every later import.
+    A sweep worker spawned under ``python -m monai.bundle run`` died on ``import asyncio``. Every stage calls this
+    when it starts (:func:`~monai_remedis.engines.runtime.prepare_run_dir`), and so does the sweep before it spawns
+    workers.
+    """
+    package = Path(__file__).resolve().parents[1]
+    sys.path[:] = [entry for entry in sys.path if not entry or Path(entry).resolve() != package]
 
 
 def bundles_root() -> Path:

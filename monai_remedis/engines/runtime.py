@@ -19,6 +19,8 @@ from monai.data import Dataset, list_data_collate
 from monai.data.utils import worker_init_fn
 from monai.utils import set_determinism
 
+from monai_remedis.configs import unshadow_sys_path
+
 logger = logging.getLogger("monai_remedis")
 
 
@@ -53,6 +55,7 @@ def is_main_process() -> bool:
 
 def prepare_run_dir(output_dir: str | Path, seed: int | None = 0) -> Path:
     """Create the run directory and seed Python, NumPy and torch (offset by rank so ranks differ)."""
+    unshadow_sys_path()  # MONAI's ConfigWorkflow.run put the package folder on sys.path
     run_dir = Path(output_dir)
     if is_main_process():
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import monai_remedis
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sweep_toy import LABELS, ToyRunner  # noqa: E402
@@ -62,6 +64,15 @@ def test_process_executor_runs_jobs_in_worker_processes_without_global_state(tmp
     pids = {record["pid"] for record, _ in runs.values()}
     assert os.getpid() not in pids and 1 <= len(pids) <= 2  # every run trained in a worker, read back here
     assert len(runs) == 8 and all(p is not None for _, p in runs.values())
+
+
+def test_workers_start_after_monai_put_the_package_folder_on_sys_path(tmp_path: Path, monkeypatch) -> None:
+    """``python -m monai.bundle run`` puts the parent of ``monai_remedis/configs`` (the package folder) on sys.path;
+    a spawned worker then imported our ``ssl`` subpackage as the standard library's ``ssl`` and died."""
+    package = str(Path(monai_remedis.__file__).resolve().parent)
+    monkeypatch.setattr(sys, "path", [sys.path[0], package, *sys.path[1:]])  # what ConfigWorkflow.run does
+    runs = ProcessExecutor(workers=2).run(ToyRunner(RunStore(tmp_path)), PLAN.jobs())
+    assert len(runs) == 8 and package not in sys.path
 
 
 @pytest.mark.slow

@@ -150,3 +150,23 @@ def test_overlay_appends_a_handler_with_the_merge_key(tmp_path: Path) -> None:
     workflow = _workflow("cxr", "finetune", tmp_path / "run", overlays=[str(overlay)], **SMALL)
     assert [h["_target_"] for h in workflow.parser["train#handlers"]] == ["LogfileHandler"]
     assert workflow.check_properties() == []
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_MLFLOW, reason="mlflow (the 'tracking' extra) is not installed")
+@pytest.mark.parametrize("bundle", [b for b in known_bundles() if b != "cxr"])
+def test_every_bundle_finetune_is_tracked_and_writes_tensorboard_events(bundle: str, tmp_path: Path) -> None:
+    """The other bundles (cxr is the module fixture above): ``--tracking mlflow`` records the fine-tune's epochs and
+    its TensorBoard events hold the loss."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    workflow = _workflow(
+        bundle, "finetune", tmp_path, tracking="mlflow", **{**SMALL, "tracking_uri": uri, "experiment_name": bundle}
+    )
+    workflow.run()
+    workflow.finalize()
+    client = mlflow.MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name(bundle).experiment_id])
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "epoch_loss")] == [1, 2]
+    assert {"loss", "epoch_loss"} <= _scalar_tags(tmp_path / "finetune" / TENSORBOARD_DIR)

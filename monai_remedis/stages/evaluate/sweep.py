@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from monai_remedis.backbones.weights import load_backbone_weights
+from monai_remedis.configs import unshadow_sys_path
 from monai_remedis.engines.fingerprint import (
     VOLATILE_KEYS,
     datalist_digest,
@@ -354,6 +355,7 @@ class ProcessExecutor:
     def run(self, runner: Runner, jobs: Sequence[Job]) -> dict[RunKey, RunResult]:
         pending = [job for job in jobs if not runner.store.is_done(job)]
         if self.workers > 1 and len(pending) > 1:
+            unshadow_sys_path()  # spawned workers inherit sys.path
             context = multiprocessing.get_context("spawn")
             queue = context.Queue()
             for job in pending:
