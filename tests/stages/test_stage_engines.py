@@ -152,7 +152,6 @@ def test_overlay_appends_a_handler_with_the_merge_key(tmp_path: Path) -> None:
     assert workflow.check_properties() == []
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not HAS_MLFLOW, reason="mlflow (the 'tracking' extra) is not installed")
 @pytest.mark.parametrize("bundle", [b for b in known_bundles() if b != "cxr"])
 def test_every_bundle_finetune_is_tracked_and_writes_tensorboard_events(bundle: str, tmp_path: Path) -> None:
