@@ -17,7 +17,6 @@ import torch.nn as nn
 from ignite.engine import Events
 from ignite.handlers import Checkpoint, EarlyStopping
 from monai.data import Dataset
-from monai.data.utils import set_rnd
 from monai.engines import SupervisedEvaluator, SupervisedTrainer
 from monai.handlers import ROCAUC, ValidationHandler, from_engine
 from monai.inferers import Inferer
@@ -114,10 +113,6 @@ def build_classifier_engines(
         train_datalist, train_transform = decode_once(train_datalist, train_transform)
         if val_datalist:
             val_datalist, val_transform = decode_once(val_datalist, val_transform)
-    # The augmentation stream follows the run's seed, not what earlier runs in this process drew from the same
-    # transform objects: sweep runs are then reproducible in any order or after a resume, and the paired runs of
-    # two inits (same seed) see the same augmentations.
-    set_rnd(train_transform, seed=runtime.seed + idist.get_rank())
     network = idist.auto_model(model)
     train_loader = make_loader(
         Dataset(list(train_datalist), transform=train_transform),
