@@ -85,6 +85,9 @@ class OptimConfig:
         head_init: fine-tunes: how the linear head starts, ``zero`` (BiT) or ``probe`` (LP-FT: a logistic-regression
             probe fitted on the labelled subset's frozen features, :mod:`~monai_remedis.models.head_init`); stage 1
             trains from scratch and ignores it.
+        backbone_lr_scale: supervised runs: the backbone's learning rate is ``learning_rate`` times this (the
+            head and feature standardiser train at ``learning_rate``); below 1 keeps more of a pretrained
+            representation (discriminative fine-tuning).
     """
 
     max_epochs: int = 10
@@ -98,9 +101,14 @@ class OptimConfig:
     label_smoothing: float = 0.0
     patience: int = 0
     head_init: str = "zero"
+    backbone_lr_scale: float = 1.0
 
     def __post_init__(self) -> None:
         check_head_init(self.head_init)
+        if not self.backbone_lr_scale > 0:
+            raise ValueError(
+                f"backbone_lr_scale must be positive, got {self.backbone_lr_scale}; use linear_probe to freeze it."
+            )
 
     def replace(self, **changes: Any) -> OptimConfig:
         """A copy with ``changes`` (e.g. the sweep's epochs and batch size on top of the fine-tune settings)."""

@@ -123,7 +123,9 @@ def build_classifier_engines(
     )
     steps = runtime.epoch_length or len(train_loader)
     max_epochs = max(optim.max_epochs, math.ceil(optim.min_steps / steps))
-    optimizer = build_optimizer(model, optim.optimizer, optim.learning_rate, optim.weight_decay)
+    optimizer = build_optimizer(
+        model, optim.optimizer, optim.learning_rate, optim.weight_decay, lr_scales={"backbone": optim.backbone_lr_scale}
+    )
     scheduler = warmup_cosine(optimizer, max_epochs * steps, int(optim.warmup_epochs * steps))
     amp_kwargs = {"dtype": torch.bfloat16} if runtime.amp else None
     trainer = SupervisedTrainer(

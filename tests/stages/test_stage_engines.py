@@ -67,6 +67,15 @@ def test_finetune_config_has_every_monai_train_property(bundle: str, tmp_path: P
     assert not (tmp_path / "finetune" / "fingerprint.json").exists()  # building claims and writes nothing
 
 
+def test_finetune_backbone_lr_scale_reaches_the_optimizer_that_runs(tmp_path: Path) -> None:
+    workflow = _workflow("cxr", "finetune", tmp_path, **{**SMALL, "finetune_backbone_lr_scale": 0.1})
+    model = workflow.trainer.network
+    initial_lr = {id(p): g["initial_lr"] for g in workflow.trainer.optimizer.param_groups for p in g["params"]}
+    assert initial_lr[id(model.head[-1].weight)] == pytest.approx(3e-4)
+    backbone_lrs = [initial_lr[id(p)] for p in model.backbone.parameters()]
+    assert backbone_lrs == pytest.approx([3e-5] * len(backbone_lrs))
+
+
 @pytest.mark.parametrize("stage", ["ssl", "pretrain"])
 def test_ssl_and_pretrain_configs_expose_the_same_train_ids(stage: str, tmp_path: Path) -> None:
     workflow = _workflow("cxr", stage, tmp_path, **{**SMALL, "train#trainer#max_epochs": 3})
