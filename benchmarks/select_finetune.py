@@ -37,6 +37,12 @@ def parse_pairs(items: list[str]) -> dict[str, str]:
     return pairs
 
 
+def settings_grid(overrides: list[str]) -> list[dict[str, str]]:
+    """``key=v1,v2`` overrides to every combination of their values (one empty setting when none are given)."""
+    grid = {key: values.split(",") for key, values in parse_pairs(overrides).items()}
+    return [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*grid.values())] or [{}]
+
+
 def run_one(args: argparse.Namespace, job: dict[str, Any]) -> dict[str, Any]:
     """Fine-tune one job in a subprocess (one thread) and return its best validation AUC."""
     tag = "_".join(f"{k}{v}" for k, v in job["setting"].items())
@@ -77,8 +83,7 @@ def main() -> None:
     args = parser.parse_args()
 
     inits = parse_pairs(args.inits)
-    grid = {key: values.split(",") for key, values in parse_pairs(args.set).items()}
-    settings = [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*grid.values())] or [{}]
+    settings = settings_grid(args.set)
     jobs = [
         {"setting": setting, "init": init, "weights": weights, "fraction": fraction, "seed": seed}
         for setting in settings

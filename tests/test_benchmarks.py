@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import bench_ssl  # noqa: E402
 import bench_throughput  # noqa: E402
+import select_finetune  # noqa: E402
 
 from monai_remedis.backbones import create_backbone  # noqa: E402
 from monai_remedis.ssl import create_strategy  # noqa: E402
@@ -78,3 +79,14 @@ def test_grid_rows_of_a_later_run_replace_the_same_cells_and_keep_the_others() -
     new = [{"backbone": "a", "image_size": 28, "kind": "byol", "step_ms": 3.0}]
     merged = bench_throughput.merge_rows(earlier, new)
     assert [(r["kind"], r["step_ms"]) for r in merged] == [("simclr", 1.0), ("byol", 3.0)]
+
+
+def test_fine_tune_settings_are_every_combination_of_the_compared_values() -> None:
+    grid = select_finetune.settings_grid(["finetune_backbone_lr_scale=1.0,0.1", "backbone=bit_resnet18"])
+    assert grid == [
+        {"finetune_backbone_lr_scale": "1.0", "backbone": "bit_resnet18"},
+        {"finetune_backbone_lr_scale": "0.1", "backbone": "bit_resnet18"},
+    ]
+    assert select_finetune.settings_grid([]) == [{}]
+    with pytest.raises(SystemExit, match="expected name=value, got 'seed'"):
+        select_finetune.settings_grid(["seed"])
