@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bundle_test_utils import monai_bundle_args, run_python  # noqa: E402
 
 from monai_remedis.backbones import create_backbone, load_backbone_weights  # noqa: E402
+from monai_remedis.configs import bundle_parser  # noqa: E402
 from monai_remedis.data import load_datalist  # noqa: E402
 from monai_remedis.data.builders import (  # noqa: E402
     dicom_folder_datalist,
@@ -113,4 +114,6 @@ def test_ssl_runs_on_the_dicom_datalist_through_monai_bundle(dicom_datalist: Pat
     assert result.returncode == 0, result.stderr[-3000:]
     history = json.loads((tmp_path / "ssl" / "history.json").read_text())
     assert history["epoch"] == [1] and math.isfinite(history["loss"][0])
-    load_backbone_weights(create_backbone("bit_resnet18", in_channels=1), tmp_path / "ssl" / "backbone.pt")
+    load_backbone_weights(
+        create_backbone(bundle_parser("cxr")["backbone"], in_channels=1), tmp_path / "ssl" / "backbone.pt"
+    )

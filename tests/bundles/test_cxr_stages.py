@@ -12,13 +12,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bundle_test_utils import assert_pipeline_artefacts, monai_bundle_args, run_python  # noqa: E402
 
 from monai_remedis.cli import STAGES, bundle_config_files, bundle_dir, main  # noqa: E402
+from monai_remedis.configs import bundle_parser  # noqa: E402
 
 
 def test_each_stage_runs_through_monai_bundle_run(tmp_path: Path) -> None:
     for stage in STAGES:
         result = run_python(monai_bundle_args("cxr", tmp_path, stage=stage, min_steps=0))
         assert result.returncode == 0, f"stage {stage} failed:\n{result.stderr[-3000:]}"
-    metrics = assert_pipeline_artefacts(tmp_path, "bit_resnet18", in_channels=1, num_classes=2)
+    metrics = assert_pipeline_artefacts(tmp_path, bundle_parser("cxr")["backbone"], in_channels=1, num_classes=2)
     assert "simulated_acquisition_shift (zero-shot)" in metrics["evaluations"]
     report = (tmp_path / "evaluate" / "report.md").read_text()
     assert "simulated" in report and "Label-reduction factor" in report

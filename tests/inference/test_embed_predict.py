@@ -13,6 +13,7 @@ from sklearn.metrics import roc_auc_score
 
 from monai_remedis.backbones import create_backbone
 from monai_remedis.cli import main
+from monai_remedis.configs import bundle_parser
 from monai_remedis.data import medmnist_datalist
 from monai_remedis.evaluation.linear_probe import extract_features
 from monai_remedis.inference import embed, image_items, load_bundle_model
@@ -33,14 +34,14 @@ def _link_images(source: Path, names: list[str], folder: Path) -> Path:
 def cxr_backbone(tmp_path: Path) -> Path:
     torch.manual_seed(0)
     path = tmp_path / "backbone.pt"
-    torch.save(create_backbone("bit_resnet18", in_channels=1).state_dict(), path)
+    torch.save(create_backbone(bundle_parser("cxr")["backbone"], in_channels=1).state_dict(), path)
     return path
 
 
 @pytest.fixture
 def cxr_classifier(tmp_path: Path) -> Path:
     torch.manual_seed(0)
-    model = Classifier(create_backbone("bit_resnet18", in_channels=1), 2)
+    model = Classifier(create_backbone(bundle_parser("cxr")["backbone"], in_channels=1), 2)
     torch.nn.init.normal_(model.head[-1].weight, std=0.5)
     path = tmp_path / "classifier.pt"
     torch.save(model.state_dict(), path)

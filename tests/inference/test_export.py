@@ -16,7 +16,7 @@ from monai_remedis.models.classifier import Classifier
 
 def test_exported_model_loads_into_the_bundles_network_def(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    classifier = Classifier(create_backbone("bit_resnet18", in_channels=1), 2)
+    classifier = Classifier(create_backbone(bundle_parser("cxr")["backbone"], in_channels=1), 2)
     torch.nn.init.normal_(classifier.head[-1].weight)
     torch.save(classifier.state_dict(), tmp_path / "classifier.pt")
     path = export_bundle_model(tmp_path / "classifier.pt", tmp_path / "run" / "models" / "model.pt")
@@ -27,7 +27,7 @@ def test_exported_model_loads_into_the_bundles_network_def(tmp_path: Path) -> No
 
 
 def test_a_backbone_checkpoint_is_refused_naming_the_file(tmp_path: Path) -> None:
-    torch.save(create_backbone("bit_resnet18", in_channels=1).state_dict(), tmp_path / "backbone.pt")
+    torch.save(create_backbone(bundle_parser("cxr")["backbone"], in_channels=1).state_dict(), tmp_path / "backbone.pt")
     with pytest.raises(WeightsLoadError, match="backbone.pt: not a classifier state dict"):
         export_bundle_model(tmp_path / "backbone.pt", tmp_path / "models" / "model.pt")
     assert not (tmp_path / "models" / "model.pt").exists()

@@ -63,6 +63,7 @@ QUICK_KWARGS = {
 """strategy_kwargs of the default-lane run: tiny heads; MoCo's queue leaves out the keys of the batch's own images."""
 QUICK_SETTINGS = {
     "ssl_init": None,
+    "backbone": "bit_resnet18",  # the backbone of the measurements above
     "limit": QUICK_IMAGES,
     "batch_size": QUICK_BATCH,
     "ssl_epochs": QUICK_EPOCHS,

@@ -13,7 +13,7 @@ from monai.bundle import ConfigParser
 from monai_remedis.backbones import create_backbone
 from monai_remedis.backbones.weights import load_backbone_weights
 from monai_remedis.cli import main
-from monai_remedis.configs import bundle_config_files, bundle_dir
+from monai_remedis.configs import bundle_config_files, bundle_dir, bundle_parser
 from monai_remedis.data.paths import PROJECT_ROOT
 from monai_remedis.engines.handlers import latest_checkpoint
 from monai_remedis.stages.ark import ArkConfig, ArkDataset, ArkStage
@@ -48,7 +48,9 @@ def test_ark_from_the_bundle_overlay_lowers_each_datasets_loss_and_exports_a_fin
     omni = torch.load(tmp_path / "ark" / "omni.pt", weights_only=True)
     backbone = torch.load(result["backbone"], weights_only=True)
     assert all(torch.equal(v, omni[f"backbone.{k}"]) for k, v in backbone.items())
-    loaded = load_backbone_weights(create_backbone("bit_resnet18", in_channels=1), result["backbone"], strict=True)
+    loaded = load_backbone_weights(
+        create_backbone(bundle_parser("cxr")["backbone"], in_channels=1), result["backbone"], strict=True
+    )
     assert all(torch.equal(loaded.state_dict()[k], v) for k, v in backbone.items())
 
 

@@ -270,7 +270,8 @@ def test_finished_sweep_run_keeps_its_checkpoints_when_asked(tmp_path: Path, bre
 
 def test_cxr_bundle_sweeps_several_ssl_strategies_and_scratch_by_linear_probe(tmp_path: Path, checkpoints) -> None:
     """The REMEDIS-per-strategy comparison a user sets up from the command line, on real chest X-rays."""
-    parser = bundle_parser("cxr", "evaluate", limit=48, output_dir=str(tmp_path))
+    # the backbone of the `checkpoints` fixture
+    parser = bundle_parser("cxr", "evaluate", limit=48, output_dir=str(tmp_path), backbone="bit_resnet18")
     parser["sweep_mode"] = "linear_probe"
     parser["sweep_fractions"] = [0.5, 1.0]
     parser["sweep_seeds"] = [0, 1]

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from monai_remedis.backbones import create_backbone
+from monai_remedis.configs import bundle_parser
 from monai_remedis.data.paths import PROJECT_ROOT
 
 APP_DIR = PROJECT_ROOT / "apps" / "monailabel"
@@ -52,11 +53,11 @@ def cxr_studies(tmp_path: Path, pneumonia_npz: Path) -> tuple[Path, dict[str, in
 
 @pytest.fixture
 def cxr_encoder(tmp_path: Path) -> Path:
-    """A stage-2-shaped ``backbone.pt`` for the cxr bundle (bit_resnet18, 1 channel; mechanics, not accuracy)."""
+    """A stage-2-shaped ``backbone.pt`` for the cxr bundle (its backbone, 1 channel; mechanics, not accuracy)."""
     torch.manual_seed(0)
     path = tmp_path / "encoder" / "backbone.pt"
     path.parent.mkdir()
-    torch.save(create_backbone("bit_resnet18", in_channels=1).state_dict(), path)
+    torch.save(create_backbone(bundle_parser("cxr")["backbone"], in_channels=1).state_dict(), path)
     return path
 
 
