@@ -18,6 +18,7 @@ import argparse
 import itertools
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -64,6 +65,8 @@ def run_one(args: argparse.Namespace, job: dict[str, Any]) -> dict[str, Any]:
             code = subprocess.call(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
         if code != 0:
             raise SystemExit(f"fine-tune failed (exit {code}); see {log}")
+    if not args.keep_checkpoints:  # resume checkpoints: about 256 MB per run
+        shutil.rmtree(run_root / "finetune" / "checkpoints", ignore_errors=True)
     metrics = json.loads(metrics_path.read_text())
     history = json.loads((run_root / "finetune" / "history.json").read_text())
     return {**job, "best_val_auc": metrics["best_val_auc"], "best_epoch": metrics["best_epoch"],
@@ -80,6 +83,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--work-dir", default="runs/select_finetune")
     parser.add_argument("--out", required=True)
+    parser.add_argument("--keep-checkpoints", action="store_true", help="keep each run's resume checkpoints")
     args = parser.parse_args()
 
     inits = parse_pairs(args.inits)
