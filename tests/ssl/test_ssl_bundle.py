@@ -64,6 +64,7 @@ QUICK_KWARGS = {
 QUICK_SETTINGS = {
     "ssl_init": None,
     "backbone": "bit_resnet18",  # the backbone of the measurements above
+    "ssl_learning_rate": 1e-3,  # ... and their learning rate (cxr's 3e-4 was chosen for a stage-1 start, not this one)
     "limit": QUICK_IMAGES,
     "batch_size": QUICK_BATCH,
     "ssl_epochs": QUICK_EPOCHS,
