@@ -24,7 +24,7 @@ ARK_EPOCHS=${ARK_EPOCHS:-5}
 TARGET_LIMIT=${TARGET_LIMIT:-}   # the fine-tune sweep settings of ssl_methods_cxr.sh
 FRACTIONS=${FRACTIONS:-[0.1]}
 MIN_STEPS=${MIN_STEPS:-20}
-COMMON=(--output_dir "$OUT" --log_every 0 --resume true --backbone bit_resnet18)  # the backbone of the reported runs
+COMMON=(--output_dir "$OUT" --log_every 0 --resume true --backbone bit_resnet18 --ssl_learning_rate 0.001)  # as in the reported runs
 cxr() { python -m monai_remedis run cxr "$@"; }
 
 [ -f "$OUT/pretrain/backbone.pt" ] || cxr pretrain "${COMMON[@]}" --pretrain_epochs "$PRETRAIN_EPOCHS"

@@ -27,7 +27,7 @@ TARGET_LIMIT=${TARGET_LIMIT:-}
 FRACTIONS=${FRACTIONS:-[0.1]}
 MIN_STEPS=${MIN_STEPS:-20}
 PROBE_FRACTIONS=${PROBE_FRACTIONS:-[0.01,0.1,1.0]}
-COMMON=(--output_dir "$OUT" --log_every 0 --resume true --backbone bit_resnet18)  # the backbone of the reported runs
+COMMON=(--output_dir "$OUT" --log_every 0 --resume true --backbone bit_resnet18 --ssl_learning_rate 0.001)  # as in the reported runs
 cxr() { python -m monai_remedis run cxr "$@"; }
 INITS="{'peac': '$OUT/ssl_peac/backbone.pt', 'simclr': '$OUT/ssl_simclr/backbone.pt', \
 'genesis': '$OUT/ssl_genesis/backbone.pt', 'baseline': '$OUT/pretrain/backbone.pt', 'scratch': None}"
