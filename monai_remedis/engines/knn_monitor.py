@@ -3,8 +3,13 @@
 lightly and solo-learn users expect it: every few epochs the frozen backbone embeds a small labelled memory bank
 (training items, whose labels SSL never uses) and a labelled validation subset, and a cosine-similarity kNN
 classifier (Wu et al., CVPR 2018: k=20, temperature 0.07, similarity-weighted votes) predicts the validation
-labels. Its accuracy and AUC, written to ``engine.state.metrics`` (``knn_accuracy``, ``knn_auc``) and logged, show
-whether SSL is improving the representation that transfers, independently of the SSL loss.
+labels. Its accuracy and AUC, written to ``engine.state.metrics`` (``knn_accuracy``, ``knn_auc``) and logged, follow
+the representation during training, independently of the SSL loss.
+
+It measures neighbourhoods under cosine similarity of the raw features, not linear separability, and the two can
+move apart: on cxr (small-stem stage 1, SimCLR 3e-4) the kNN AUC fell from 0.974 to 0.941 while the standardised
+linear probe the stage writes at the end (``representation.probe_val_auc``) rose from 0.980 to 0.983. Fine-tuning
+standardises features before its head, so the probe is the closer guide to what transfers.
 """
 
 from __future__ import annotations
