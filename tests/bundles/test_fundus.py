@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from monai_remedis.configs import bundle_parser
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bundle_test_utils import NO_SWEEP, assert_pipeline_artefacts, monai_bundle_args, run_python  # noqa: E402
@@ -44,4 +46,4 @@ def test_simulated_ood_set_changes_the_images(bundle_config) -> None:
 def test_every_stage_runs_through_monai_bundle_on_retinamnist(tmp_path: Path, sweep: bool) -> None:
     result = run_python(monai_bundle_args("fundus", tmp_path, **({} if sweep else NO_SWEEP)))
     assert result.returncode == 0, result.stderr[-3000:]
-    assert_pipeline_artefacts(tmp_path, "bit_resnet18", in_channels=3, num_classes=5, sweep=sweep)
+    assert_pipeline_artefacts(tmp_path, bundle_parser("fundus")["backbone"], in_channels=3, num_classes=5, sweep=sweep)

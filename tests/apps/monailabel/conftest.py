@@ -88,9 +88,9 @@ def fundus_studies(tmp_path: Path, data_dir: Path) -> tuple[Path, dict[str, int]
 
 @pytest.fixture
 def fundus_encoder(tmp_path: Path) -> Path:
-    """A stage-2-shaped ``backbone.pt`` for the fundus bundle (bit_resnet18, 3 channels)."""
+    """A stage-2-shaped ``backbone.pt`` for the fundus bundle (its backbone, 3 channels)."""
     torch.manual_seed(0)
     path = tmp_path / "fundus_encoder" / "backbone.pt"
     path.parent.mkdir()
-    torch.save(create_backbone("bit_resnet18", in_channels=3).state_dict(), path)
+    torch.save(create_backbone(bundle_parser("fundus")["backbone"], in_channels=3).state_dict(), path)
     return path
