@@ -1,16 +1,22 @@
 """The numbers of docs/results.md: REMEDIS vs supervised baseline vs scratch on real MedMNIST data and a real
-second site, on CPU (sized for about 80 minutes on 2 idle cores).
+second site, on CPU (several hours on 2 idle cores; ``--datasets`` runs a subset, and a rerun resumes).
+
+Every setting comes from the bundles (``cxr`` for PneumoniaMNIST and BreastMNIST, ``fundus`` for RetinaMNIST and
+APTOS): backbone, stage-1 recipe, SSL strategy, optimiser and temperature, fine-tuning optimiser, feature
+standardiser, head init, minimum steps and early-stopping patience. The script only sets each dataset's epoch
+budgets (SSL epochs and the fine-tunes' epoch cap at 100%: small datasets need more epochs for the same steps).
 
 For each of PneumoniaMNIST, BreastMNIST and RetinaMNIST (28 px, official splits; cross-split pixel duplicates are
 dropped from train/val, test sets stay official):
 
-1. stage 1, once for all datasets: ``bit_resnet18`` trained supervised on the CIFAR-10 subset (the grayscale
-   datasets get its RGB stem summed to one channel);
+1. stage 1, once for all datasets: the bundles' backbone trained supervised on the CIFAR-10 subset by the bundles'
+   ``pretrain`` stage (the grayscale datasets get its RGB stem summed to one channel);
 2. stage 2, per dataset: SimCLR on the dataset's unlabelled training images, from the stage-1 backbone (about
-   300 optimiser steps per dataset);
-3. the data-efficiency sweep by **full fine-tuning** (the paper's protocol): label fractions 10%, 33% and 100% x 3
-   seeds x 3 inits (``scratch``, ``baseline`` = stage 1 only, ``remedis`` = stages 1+2), every run selected on the
-   validation split only; the 100% runs give the "full-label AUC" next to the MedMNIST v2 ResNet-18 (28) table;
+   250-300 optimiser steps per dataset);
+3. the data-efficiency sweep by **full fine-tuning** (the paper's protocol): label fractions 1%, 10%, 33% and 100% x
+   3 seeds x 3 inits (``scratch``, ``baseline`` = stage 1 only, ``remedis`` = stages 1+2), every run's checkpoint and
+   stopping step chosen on the validation split only; the 100% runs give the "full-label AUC" next to the MedMNIST
+   v2 ResNet-18 (28) table;
 4. the same sweep with the linear-probe fast path (frozen features, logistic head selected on validation AUC) at
    8 label fractions (1, 2, 5, 10, 20, 33, 50, 100%), which measures the representations alone.
 
@@ -21,7 +27,9 @@ backbone (no APTOS images in SSL) and, in the probe sweep, the RetinaMNIST-fine-
     python benchmarks/bench_results.py --out benchmarks/results/results.json
 
 Prints tables, writes JSON, and one full report per dataset and sweep (markdown + PNG) under ``--run-dir``.
-Finished stages and sweep runs are reused (``--fresh`` retrains), so an interrupted run resumes where it stopped.
+Finished stages and sweep runs are reused (``--fresh`` retrains), so an interrupted run resumes where it stopped;
+outputs sit under ``<run-dir>/<backbone>`` so runs of different backbones never mix. ``--pretrain-checkpoint``
+reuses a stage 1 trained by the same recipe, e.g. ``runs/cxr/pretrain/backbone.pt`` of README command 1.
 """
 
 from __future__ import annotations
@@ -40,14 +48,14 @@ from monai.bundle import ConfigParser
 
 from monai_remedis.apps.aptos import aptos_datalist, aptos_splits
 from monai_remedis.backbones import create_backbone
+from monai_remedis.backbones.weights import load_backbone_weights
 from monai_remedis.configs import bundle_parser
-from monai_remedis.data.builders import checked_splits, natural_image_npz_datalist, npz_splits
+from monai_remedis.data.builders import checked_splits, npz_splits
 from monai_remedis.data.paths import PROJECT_ROOT, data_path
 from monai_remedis.stages import (
     EvaluateStage,
     ModelSpec,
     OptimConfig,
-    PretrainStage,
     ReportConfig,
     RuntimeConfig,
     SSLStage,
@@ -57,7 +65,7 @@ from monai_remedis.stages import (
 
 BUNDLES = PROJECT_ROOT / "bundles"
 FRACTIONS = (0.01, 0.02, 0.05, 0.1, 0.2, 1 / 3, 0.5, 1.0)
-FINETUNE_FRACTIONS = (0.1, 1 / 3, 1.0)
+FINETUNE_FRACTIONS = (0.01, 0.1, 1 / 3, 1.0)
 APTOS_FINETUNE_EPOCHS = 40
 DATASETS: dict[str, dict[str, Any]] = {
     "pneumonia": {
@@ -99,12 +107,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default="benchmarks/results/results.json")
     p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     p.add_argument("--no-aptos", action="store_true", help="skip the RetinaMNIST -> APTOS cross-site scenario")
-    p.add_argument("--backbone", default="bit_resnet18")
-    p.add_argument("--pretrain-epochs", type=int, default=20)
+    p.add_argument("--backbone", default=None, help="default: the bundles' backbone (they must agree)")
+    p.add_argument("--pretrain-epochs", type=int, default=None, help="default: the bundle's pretrain_epochs")
+    p.add_argument("--pretrain-checkpoint", default=None, help="reuse this stage-1 backbone (same recipe)")
     p.add_argument("--ssl-epochs", type=int, default=None, help="override the per-dataset SSL epochs")
     p.add_argument("--finetune-epochs", type=int, default=None, help="override the per-dataset 100%%-label epochs")
-    p.add_argument("--min-steps", type=int, default=200, help="optimiser steps of every fine-tune at least")
-    p.add_argument("--learning-rate", type=float, default=3e-4, help="fine-tuning AdamW learning rate")
     p.add_argument("--fractions", type=float, nargs="+", default=list(FRACTIONS), help="linear-probe sweep")
     p.add_argument("--finetune-fractions", type=float, nargs="+", default=list(FINETUNE_FRACTIONS))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -124,8 +131,19 @@ def _threads(requested: int | None) -> int:
     return 1 if os.getloadavg()[0] >= cores else cores
 
 
-def _bundle(name: str) -> ConfigParser:
-    return bundle_parser(name)
+def _bundle(name: str, backbone: str | None = None) -> ConfigParser:
+    """The bundle's settings, with the benchmark's one backbone when given."""
+    return bundle_parser(name, **({"backbone": backbone} if backbone else {}))
+
+
+def recipe_backbone(args: argparse.Namespace) -> str:
+    """``--backbone``, else the one backbone the bundles of ``--datasets`` name (stage 1 is shared)."""
+    if args.backbone:
+        return args.backbone
+    names = {DATASETS[d]["bundle"]: _bundle(DATASETS[d]["bundle"])["backbone"] for d in args.datasets}
+    if len(set(names.values())) != 1:
+        raise SystemExit(f"the bundles name different backbones {names}: pass --backbone (stage 1 is shared)")
+    return next(iter(names.values()))
 
 
 def _splits(spec: dict[str, Any], limit: int | None) -> dict[str, list[dict[str, Any]]]:
@@ -137,49 +155,51 @@ def _splits(spec: dict[str, Any], limit: int | None) -> dict[str, list[dict[str,
     return {names[k]: [dict(item, split=names[k]) for item in v] for k, v in splits.items()}
 
 
-def stage1(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
-    """Supervised CIFAR-10-subset pretraining, shared by every dataset; adds its CIFAR test accuracy."""
-    out = run_dir / "pretrain"
-    parser = bundle_parser("cxr", "pretrain")
-    npz = data_path("cifar10_subset", "cifar10_subset.npz")
-    if (out / "backbone.pt").is_file() and not args.fresh:
-        result: dict[str, Any] = json.loads((out / "metrics.json").read_text())
+def stage1(args: argparse.Namespace, run_dir: Path, backbone: str) -> dict[str, Any]:
+    """The cxr bundle's stage 1 (CIFAR-10 subset), shared by every dataset; adds its CIFAR test accuracy."""
+    if args.pretrain_checkpoint:
+        path = Path(args.pretrain_checkpoint)
+        metrics = path.parent / "metrics.json"
+        result: dict[str, Any] = json.loads(metrics.read_text()) if metrics.is_file() else {}
+        result["backbone"] = str(path)
+        result["reused_from"] = str(path)
+        load_backbone_weights(create_backbone(backbone, in_channels=3), path)  # the wrong architecture fails here
+    elif (run_dir / "pretrain" / "backbone.pt").is_file() and not args.fresh:
+        result = json.loads((run_dir / "pretrain" / "metrics.json").read_text())
     else:
-        result = PretrainStage(
-            create_backbone(args.backbone, in_channels=3),
-            out,
-            natural_image_npz_datalist(npz, "train", limit=args.limit),
-            parser.get_parsed_content("natural_train_transform"),
-            val_datalist=natural_image_npz_datalist(npz, "test", limit=args.limit),
-            val_transform=parser.get_parsed_content("natural_load_transform"),
-            num_classes=10,
-            # AdamW: SGD 0.1 diverged in the first epochs of a short CPU run (loss above ln 10)
-            optim=OptimConfig(args.pretrain_epochs, 128, "adamw", 2e-3, weight_decay=0.05),
-            runtime=RuntimeConfig(log_every=0, val_evaluations=5),
-        ).run()
-    result["cifar_test_accuracy"] = result["val_accuracy"]  # selected on that test set: an optimistic estimate
+        parser = bundle_parser("cxr", "pretrain", output_dir=str(run_dir), backbone=backbone, limit=args.limit)
+        if args.pretrain_epochs:
+            parser["pretrain_epochs"] = args.pretrain_epochs
+        parser["log_every"] = 0
+        result = parser.get_parsed_content("pretrain").run()
+    # selected on that test set (an optimistic estimate); absent when a reused checkpoint has no metrics
+    result["cifar_test_accuracy"] = result.get("val_accuracy")
     return result
 
 
-def stage2(args: argparse.Namespace, cfg: ConfigParser, spec: dict[str, Any], train: list, out: Path, init: str) -> str:
-    """SimCLR on the unlabelled training images (labels are not read)."""
+def stage2(
+    args: argparse.Namespace, cfg: ConfigParser, spec: dict[str, Any], splits: dict, out: Path, init: str
+) -> str:
+    """The bundle's SimCLR stage on the unlabelled training images (labels are read only by its diagnostics)."""
     if (out / "backbone.pt").is_file() and not args.fresh:
         return str(out / "backbone.pt")
+    train = splits["train"]
+    eval_transform = cfg.get_parsed_content("eval_transform")
     result = SSLStage(
         train,
         cfg.get_parsed_content("ssl_transform"),
-        create_backbone(args.backbone, in_channels=spec["in_channels"]),
+        create_backbone(cfg["backbone"], in_channels=spec["in_channels"]),
         out,
         strategy="simclr",
+        strategy_kwargs=cfg.get_parsed_content("strategy_kwargs"),
         init_weights=init,
-        optim=OptimConfig(
-            args.ssl_epochs or spec["ssl_epochs"],
-            min(128, len(train)),
-            "adamw",
-            1e-3,
-            weight_decay=1e-6,
-            warmup_epochs=1,
+        load_transform=cfg.get_parsed_content("load_transform"),
+        view_transform=cfg.get_parsed_content("ssl_view_transform"),
+        optim=cfg.get_parsed_content("ssl_optim").replace(
+            max_epochs=args.ssl_epochs or spec["ssl_epochs"], batch_size=min(cfg["batch_size"], len(train))
         ),
+        diagnostics={"train": train, "val": splits["val"], "transform": eval_transform},
+        knn_max_items=cfg["ssl_knn_images"],
         runtime=RuntimeConfig(log_every=0),
     ).run()
     return result["backbone"]
@@ -187,27 +207,23 @@ def stage2(args: argparse.Namespace, cfg: ConfigParser, spec: dict[str, Any], tr
 
 def _common(args: argparse.Namespace, cfg: ConfigParser, spec: dict[str, Any], num_classes: int) -> dict[str, Any]:
     return {
-        "backbone": args.backbone,
+        "backbone": cfg["backbone"],
         "in_channels": spec["in_channels"],
         "num_classes": num_classes,
         "test_transform": cfg.get_parsed_content("eval_transform"),
         "sweep_train_transform": cfg.get_parsed_content("train_transform"),
+        "finetune_optim": cfg.get_parsed_content("finetune_optim"),
+        "sweep_batch_size": cfg["sweep_batch_size"],
         "n_boot": args.n_boot,
         "class_names": spec["class_names"],
         "device": "cpu",
     }
 
 
-def finetune_options(args: argparse.Namespace, epochs: int) -> OptimConfig:
-    """One recipe for every init and fraction: AdamW, cosine, ``epochs`` at 100% and at least ``--min-steps``."""
-    return OptimConfig(
-        max_epochs=args.finetune_epochs or epochs,
-        batch_size=64,
-        optimizer="adamw",
-        learning_rate=args.learning_rate,
-        weight_decay=0.05,
-        warmup_epochs=0.5,
-        min_steps=args.min_steps,
+def finetune_options(args: argparse.Namespace, common: dict[str, Any], epochs: int) -> OptimConfig:
+    """The bundle's fine-tune recipe (optimiser, minimum steps, patience, head) at this dataset's epoch cap."""
+    return common["finetune_optim"].replace(
+        max_epochs=args.finetune_epochs or epochs, batch_size=common["sweep_batch_size"]
     )
 
 
@@ -239,7 +255,7 @@ def finetune_sweep(args: argparse.Namespace, common: dict[str, Any], out: Path, 
         "mode": "finetune",
         "fractions": args.finetune_fractions,
         "seeds": args.seeds,
-        "optim": finetune_options(args, epochs),
+        "optim": finetune_options(args, common, epochs),
         "workers": args.workers,
     }
     return _evaluate_stage(common, out, sweep, **kwargs).run()
@@ -263,11 +279,11 @@ def _classifiers(sweep_dir: Path, inits: dict[str, Any]) -> dict[str, str]:
 
 def run_dataset(args: argparse.Namespace, name: str, run_dir: Path, pretrain: str, timings: dict) -> dict[str, Any]:
     spec = DATASETS[name]
-    cfg = _bundle(spec["bundle"])
+    cfg = _bundle(spec["bundle"], args.backbone)
     splits = _splits(spec, args.limit)
     num_classes = len(spec["class_names"])
     t0 = time.perf_counter()
-    ssl = stage2(args, cfg, spec, splits["train"], run_dir / name / "ssl", pretrain)
+    ssl = stage2(args, cfg, spec, splits, run_dir / name / "ssl", pretrain)
     timings[f"{name}_ssl_s"] = time.perf_counter() - t0
     inits = {"scratch": None, "baseline": pretrain, "remedis": ssl}
     common = _common(args, cfg, spec, num_classes)
@@ -323,7 +339,7 @@ def run_dataset(args: argparse.Namespace, name: str, run_dir: Path, pretrain: st
 def run_aptos(args: argparse.Namespace, run_dir: Path, pretrain: str, retina: dict[str, Any]) -> dict[str, Any]:
     """RetinaMNIST -> APTOS: zero-shot, then both sweeps on APTOS's own split."""
     spec = DATASETS["retina"]
-    cfg = _bundle("fundus")
+    cfg = _bundle("fundus", args.backbone)
     aptos = aptos_splits(aptos_datalist(), val=0.15, test=0.35, seed=0, limit=args.limit)
     classifiers = retina["checkpoints"]["classifiers"]
     inits = {"scratch": None, "baseline": pretrain, "remedis": retina["checkpoints"]["remedis"]}
@@ -378,7 +394,7 @@ def run_aptos(args: argparse.Namespace, run_dir: Path, pretrain: str, retina: di
 
 def _notes(name: str, spec: dict[str, Any], mode: str) -> list[str]:
     notes = [
-        "CPU-budget training: stage 1 on 5,000 CIFAR-10 images, about 300 SimCLR steps, bit_resnet18 at 28 px. "
+        "CPU-budget training: stage 1 on 5,000 CIFAR-10 images, 240-290 SimCLR steps, the bundle's recipe at 28 px. "
         "MedMNIST v2's ResNet-18 (28) trained 100 epochs.",
         "Cross-split pixel duplicates were dropped from train/validation (test sets are the official ones).",
     ]
@@ -443,12 +459,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     threads = _threads(args.threads)
     torch.set_num_threads(threads)
-    run_dir = Path(args.run_dir)
+    args.backbone = recipe_backbone(args)
+    run_dir = Path(args.run_dir) / args.backbone
     start = time.perf_counter()
     load_start = os.getloadavg()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    pre = stage1(args, run_dir)
+    pre = stage1(args, run_dir, args.backbone)
     timings["pretrain_s"] = time.perf_counter() - t0
     results: dict[str, Any] = {"datasets": {}}
     for name in args.datasets:
@@ -459,7 +476,7 @@ def main(argv: list[str] | None = None) -> None:
         timings["aptos_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - start
     print_table(results)
-    print(f"\nstage 1 (CIFAR-10 subset, {args.pretrain_epochs} epochs) test accuracy: {pre['cifar_test_accuracy']:.3f}")
+    print(f"\nstage 1 (CIFAR-10 subset, {pre.get('epochs')} epochs) test accuracy: {_cell(pre['cifar_test_accuracy'])}")
     print("\ntimings (s):", {k: round(v) for k, v in timings.items()})
     results.update(
         command=" ".join([Path(sys.executable).name, *sys.argv]),

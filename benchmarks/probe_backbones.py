@@ -21,21 +21,12 @@ from pathlib import Path
 
 import torch
 import yaml
+from select_finetune import parse_pairs  # this folder: the scripts run from it
 
 from monai_remedis.backbones import create_backbone
 from monai_remedis.backbones.weights import load_backbone_weights
 from monai_remedis.configs import bundle_parser
 from monai_remedis.evaluation.representation import representation_diagnostics
-
-
-def _pairs(items: list[str], what: str) -> dict[str, str]:
-    pairs = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"{what}: expected name=value, got '{item}'")
-        pairs[key] = value
-    return pairs
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
@@ -46,12 +37,12 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     p.add_argument("--max-items", type=int, default=512)
     p.add_argument("--out", default=None, help="JSON of the scores")
     args = p.parse_args(argv)
-    overrides = {k: yaml.safe_load(v) for k, v in _pairs(args.set, "--set").items()}
+    overrides = {k: yaml.safe_load(v) for k, v in parse_pairs(args.set).items()}
     cfg = bundle_parser(args.bundle, **overrides)
     splits = cfg.get_parsed_content("checked_datalist")
     transform = cfg.get_parsed_content("eval_transform")
     scores = {}
-    for name, path in _pairs(args.checkpoints, "--checkpoints").items():
+    for name, path in parse_pairs(args.checkpoints).items():
         backbone = load_backbone_weights(create_backbone(name, in_channels=cfg["in_channels"]), path).eval()
         scores[name] = representation_diagnostics(backbone, splits["train"], splits["val"], transform, args.max_items)
         scores[name]["checkpoint"] = str(path)
