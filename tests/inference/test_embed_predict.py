@@ -61,7 +61,7 @@ def test_embed_a_folder_of_real_dicoms(data_dir: Path, cxr_backbone: Path, tmp_p
 
 def test_predict_a_folder_of_real_pngs_writes_class_probabilities(data_dir: Path, tmp_path: Path):
     torch.manual_seed(0)
-    model = Classifier(create_backbone("bit_resnet18", in_channels=3), 5)
+    model = Classifier(create_backbone(bundle_parser("fundus")["backbone"], in_channels=3), 5)
     torch.nn.init.normal_(model.head[-1].weight, std=0.5)
     weights = tmp_path / "classifier.pt"
     torch.save(model.state_dict(), weights)
