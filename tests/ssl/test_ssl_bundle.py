@@ -26,8 +26,10 @@ import json
 import math
 import os
 import resource
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -120,15 +122,21 @@ def every_strategy_overlay(names: list[str]) -> dict[str, object]:
 
 
 @pytest.fixture(scope="module")
-def quick_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """Run directory of the six strategies trained by one ``python -m monai.bundle run``, and its log."""
+def quick_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    """Run directory of the six strategies trained by one ``python -m monai.bundle run``, and its log.
+
+    The folder (six runs' checkpoints, about 2 GiB) is removed when the module's tests are done, unless a test
+    failed (pytest keeps failed tests' folders too: ``tmp_path_retention_policy`` in ``pyproject.toml``).
+    """
     out = tmp_path_factory.mktemp("every_strategy")
     overlay = out / "every_strategy.json"
     overlay.write_text(json.dumps(every_strategy_overlay(sorted(QUICK_KWARGS)), indent=2))
     before = _children_cpu_s()
     proc = _run([sys.executable, "-m", "monai.bundle", *_bundle_args([*CONFIGS, str(overlay)], out)], timeout=600)
     print(f"six strategies from one bundle run: {_children_cpu_s() - before:.1f} s CPU")
-    return out, proc.stdout + proc.stderr
+    yield out, proc.stdout + proc.stderr
+    if request.session.testsfailed == 0:
+        shutil.rmtree(out, ignore_errors=True)
 
 
 @pytest.mark.parametrize("strategy", sorted(QUICK_KWARGS))
