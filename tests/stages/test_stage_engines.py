@@ -168,7 +168,9 @@ def test_every_bundle_finetune_is_tracked_and_writes_tensorboard_events(bundle: 
     its TensorBoard events hold the loss."""
     import mlflow
 
-    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    # One database name per bundle: pytest reuses a passed test's folder name, and mlflow keeps one SQLAlchemy engine
+    # per URI in the process, so a second ``mlruns.db`` at the same path would be written through a stale engine.
+    uri = f"sqlite:///{tmp_path / f'mlruns_{bundle}.db'}"
     workflow = _workflow(
         bundle, "finetune", tmp_path, tracking="mlflow", **{**SMALL, "tracking_uri": uri, "experiment_name": bundle}
     )
