@@ -52,6 +52,7 @@ from monai_remedis.backbones.weights import load_backbone_weights
 from monai_remedis.configs import bundle_parser
 from monai_remedis.data.builders import checked_splits, npz_splits
 from monai_remedis.data.paths import PROJECT_ROOT, data_path
+from monai_remedis.evaluation.sweep import factor_interval
 from monai_remedis.stages import (
     EvaluateStage,
     ModelSpec,
@@ -421,7 +422,7 @@ def _print_sweep(blocks: dict[str, Any], mode: str, title: str) -> None:
         for init in dict.fromkeys(row["init"] for row in r["summary"]):
             by_fraction = {row["fraction"]: row for row in r["summary"] if row["init"] == init}
             red = r["label_reduction"][init]
-            factor = f"{red['factor']:.3g}x ({_cell(red['low'], 1)}-{_cell(red['high'], 1)})" if red["reached"] else "-"
+            factor = f"{red['factor']:.3g}x (95% CI {factor_interval(red)})" if red["reached"] else "-"
             aucs = "".join(
                 f"{_cell(by_fraction[f]['auc_mean']):>8}" if f in by_fraction else f"{'':>8}" for f in fractions
             )

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from monai_remedis.engines.runtime import atomic_write_json
-from monai_remedis.evaluation.sweep import uninformative_target
+from monai_remedis.evaluation.sweep import factor_interval, uninformative_target
 
 
 def write_csv(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
@@ -161,10 +161,8 @@ def format_console_table(
         lines.append(f"WARNING: {warning}")
     for init, r in _informative(reduction).items():
         if r.get("reached"):
-            cell = f"reached at {100 * r['fraction']:.3g}% -> {r['factor']:.3g}x (95% CI {_fmt(r.get('low'), 1)}-"
-            cell += (
-                f"{_fmt(r.get('high'), 1)}){' (lower bound)' if r['status'] == 'reached_at_smallest_fraction' else ''}"
-            )
+            cell = f"reached at {100 * r['fraction']:.3g}% -> {r['factor']:.3g}x (95% CI {factor_interval(r)})"
+            cell += " (lower bound)" if r["status"] == "reached_at_smallest_fraction" else ""
         else:
             cell = "not reached at any fraction"
         lines.append(f"label reduction {init}: target {_fmt(r['target'], 4)}, {cell}")
@@ -250,9 +248,7 @@ def write_report(
         for init, r in reduction.items():
             factor = r.get("factor")
             reached = r.get("reached", factor is not None and np.isfinite(factor))
-            cell = (
-                f"{_fmt(factor, 1)}x ({_fmt(r.get('low'), 1)}-{_fmt(r.get('high'), 1)})" if reached else "not reached"
-            )
+            cell = f"{_fmt(factor, 1)}x ({factor_interval(r)})" if reached else "not reached"
             if r.get("status") == "reached_at_smallest_fraction":
                 cell += " (lower bound: reached at the smallest fraction tried)"
             lines.append(f"| {init} | {_fmt(r.get('target'))} | {_fmt(r.get('fraction'))} | {cell} |")

@@ -142,6 +142,27 @@ def _pct(fraction: float) -> str:
     return f"{100 * fraction:.3g}%"
 
 
+def factor_interval(reduction: Mapping[str, Any]) -> str:
+    """The seed-bootstrap 95% interval of one init's label-reduction factor, in words a reader can act on.
+
+    A bound that falls on replicates that never reach the target is "not reached" (the statistics give NaN there),
+    and the share of such replicates is named, so the interval never reads as a number that was not measured.
+    Callers put "95% CI" (over seeds) in front.
+
+    Example:
+        >>> factor_interval({"low": 3.0, "high": 10.0, "low_not_reached": False, "high_not_reached": False})
+        '3-10x'
+        >>> factor_interval({"low": float("nan"), "high": 10.0, "low_not_reached": True, "boot_reach_rate": 0.7})
+        "'not reached'-10x; 30% of seed resamples never reach the target"
+    """
+    never = f"{100 * (1 - reduction.get('boot_reach_rate', math.nan)):.0f}% of seed resamples never reach the target"
+    if reduction.get("high_not_reached"):
+        return f"'not reached'; {never}"
+    if reduction.get("low_not_reached"):
+        return f"'not reached'-{reduction.get('high', math.nan):.3g}x; {never}"
+    return f"{reduction.get('low', math.nan):.3g}-{reduction.get('high', math.nan):.3g}x"
+
+
 CHANCE_AUC_MARGIN = 0.55
 """A baseline whose 100%-label AUC is below this did not learn: label-reduction factors against it mean nothing."""
 
@@ -215,10 +236,7 @@ def headline_lines(
                 bound = " or fewer (reached at the smallest fraction tried)" if r["status"] != "reached" else ""
                 lines.append(
                     f"**{init}** matches it with {_pct(r['fraction'])} of the labels{bound}: "
-                    f"{r['factor']:.3g}x fewer labels (95% CI over seeds {r['low']:.3g}-{r['high']:.3g})."
-                    if np.isfinite(r["low"]) and np.isfinite(r["high"])
-                    else f"**{init}** matches it with {_pct(r['fraction'])} of the labels{bound}: {r['factor']:.3g}x "
-                    "fewer labels (the seed interval includes 'not reached')."
+                    f"{r['factor']:.3g}x fewer labels (95% CI over seeds {factor_interval(r)})."
                 )
             else:
                 best = max(r["mean_by_fraction"]) if r["mean_by_fraction"] else math.nan

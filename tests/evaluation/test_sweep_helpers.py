@@ -13,13 +13,14 @@ from monai.transforms import Randomizable
 from monai_remedis.configs import bundle_parser
 from monai_remedis.data import label_fraction, medmnist_datalist
 from monai_remedis.evaluation.cache import UntrackedCompose, decode_once, split_deterministic
-from monai_remedis.evaluation.report import format_console_table
+from monai_remedis.evaluation.report import format_console_table, write_report
 from monai_remedis.evaluation.statistics import (
     auc_score,
     label_reduction_factor,
     paired_seed_bootstrap_difference,
 )
 from monai_remedis.evaluation.sweep import (
+    factor_interval,
     headline_lines,
     metric_table,
     paired_comparisons,
@@ -95,6 +96,37 @@ def test_headline_and_console_table_say_reached_and_not_reached() -> None:
     summary = [{"init": r["init"], "fraction": r["fraction"], "n_seeds": 2, "auc_mean": r["auc"]} for r in records[::2]]
     console = format_console_table(summary, reduction)
     assert "label reduction remedis" in console and "not reached" in console
+
+
+def test_a_factor_interval_that_includes_not_reached_says_so_in_every_output(tmp_path: Path) -> None:
+    """Only one seed of remedis reaches the baseline's 100%-label AUC (at 10%): the lower bound is "not reached"
+    (NaN in the statistics), and the console table, headline and report name it and its share, never "n/a"/"nan"."""
+    fractions = [0.1, 0.5, 1.0]
+    table = {
+        "baseline": np.array([[0.6, 0.6], [0.7, 0.7], [0.8, 0.8]]),
+        "remedis": np.array([[0.95, 0.7], [0.75, 0.75], [0.75, 0.75]]),
+    }
+    reduction = label_reduction_factor(fractions, table, "baseline", n_boot=200)
+    remedis = reduction["remedis"]
+    assert remedis["reached"] and remedis["low_not_reached"] and not remedis["high_not_reached"]
+    share = f"{100 * (1 - remedis['boot_reach_rate']):.0f}% of seed resamples never reach the target"
+    summary = [
+        {"init": init, "fraction": f, "n_seeds": 2, "auc_mean": float(row.mean())}
+        for init, rows in table.items()
+        for f, row in zip(fractions, rows, strict=True)
+    ]
+    outputs = {
+        "console": format_console_table(summary, reduction),
+        "headline": "\n".join(headline_lines({}, reduction, [], "baseline", num_train=100)),
+        "interval": factor_interval(remedis),
+        "report.md": write_report(tmp_path, "t", {}, summary=summary, reduction=reduction)
+        .read_text()
+        .split("## Label-reduction factor")[1]
+        .split("\n## ")[0],
+    }
+    for name, text in outputs.items():
+        assert "'not reached'-10x" in text and share in text, (name, text)
+        assert "n/a" not in text and "nan" not in text, (name, text)
 
 
 def test_decode_once_matches_the_full_transform(data_dir: Path) -> None:
