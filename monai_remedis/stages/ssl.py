@@ -34,7 +34,7 @@ from monai_remedis.engines.ssl_observers import (
 )
 from monai_remedis.engines.ssl_trainer import SSLTrainer
 from monai_remedis.evaluation.cache import decode_once
-from monai_remedis.evaluation.representation import stage_diagnostics
+from monai_remedis.evaluation.representation import degradation_verdict, probe_change, stage_probe
 from monai_remedis.optim import build_optimizer, scaled_lr, warmup_cosine
 from monai_remedis.ssl.factory import create_strategy, strategy_data_transform
 from monai_remedis.stages.config import (
@@ -65,9 +65,12 @@ class SSLStage:
     BatchNorm then normalises with the statistics of its local ``batch_size / world_size`` samples.
 
     Warnings (rank 0): a strategy whose ``queue_size`` (MoCo) exceeds the number of training images (the queue then
-    holds stale keys of each query's own image, i.e. false negatives; set ``strategy_kwargs`` ``queue_size``), and
-    the first epoch whose mean ``collapse_score`` shows collapse
-    (:class:`~monai_remedis.engines.ssl_trainer.SSLTrainer`).
+    holds stale keys of each query's own image, i.e. false negatives; set ``strategy_kwargs`` ``queue_size``), the
+    first epoch whose backbone features collapsed against their step-0 state
+    (:class:`~monai_remedis.engines.ssl_trainer.CollapseMonitor`), and, at the end, a frozen linear probe on the
+    ``diagnostics`` set that is significantly worse than the init's
+    (:func:`~monai_remedis.evaluation.representation.degradation_verdict`; both probes and the paired change go
+    into ``metrics.json`` as ``representation_init``, ``representation`` and ``representation_change``).
 
     Args:
         datalist: unlabelled items (``"image"`` path or array; labels are ignored).
@@ -87,7 +90,7 @@ class SSLStage:
         view_transform: the bundle's augmentation of one view.
         diagnostics: ``{"train", "val", "transform"}`` of a labelled set: the exported encoder's feature effective
             rank, cosine and linear-probe AUC go into ``metrics.json``
-            (:func:`~monai_remedis.evaluation.representation.stage_diagnostics`); its first ``knn_max_items``
+            (:func:`~monai_remedis.evaluation.representation.stage_probe`); its first ``knn_max_items``
             labelled train (bank) and validation (queries) items also feed the online kNN monitor every epoch
             (``knn_accuracy``, ``knn_auc`` in ``history.json``; skipped with a log line for unlabelled items).
         knn_max_items: images per side of the kNN monitor (0: off).
@@ -222,6 +225,8 @@ class SSLStage:
         runtime = replace(self.runtime, resume=resume)
         history_path = run_dir / "history.json"
         history = HistoryRecorder(history_path, resume=runtime.resume, publish=True)
+        # the init, probed before any checkpoint is loaded (resume loads at STARTED), so a resumed run compares too
+        init = stage_probe("SSL init", strategy.encoder, self.diagnostics, device) if is_main_process() else None
         attach_training_handlers(
             trainer,
             run_dir,
@@ -257,10 +262,28 @@ class SSLStage:
         if is_main_process():
             atomic_torch_save(strategy.transferable_state_dict(), backbone_path)
             atomic_write_json(provenance("ssl", self._config(), [self.init_weights]), run_dir / "provenance.json")
-            scores = stage_diagnostics("stage 2", strategy.encoder, self.diagnostics, device)
-            atomic_write_json({"representation": scores, **trainer.state.metrics}, run_dir / "metrics.json")
+            final = stage_probe("stage 2", strategy.encoder, self.diagnostics, device)
+            record: dict[str, Any] = {"representation": None if final is None else final.scores}
+            if init is not None and final is not None:
+                record["representation_init"] = init.scores
+                record["representation_change"] = change = probe_change(init, final)
+                _warn_if_degraded(self.strategy_name, change)
+            atomic_write_json({**record, **trainer.state.metrics}, run_dir / "metrics.json")
         release_run_dir(run_dir)
         return {"backbone": str(backbone_path), "history": str(history_path), "run_dir": str(run_dir)}
+
+
+def _warn_if_degraded(name: str, change: dict[str, float]) -> None:
+    """Warn when SSL left frozen features that separate the validation labels worse than its init's did."""
+    verdict = degradation_verdict(change)
+    if verdict:
+        logger.warning(
+            "SSL %s made the representation worse than its init: %s. The exported backbone.pt is likely to "
+            "fine-tune worse than the init itself; try a lower ssl_learning_rate or fewer ssl_epochs, or fine-tune "
+            "from the init (finetune_init: '@pretrain_checkpoint').",
+            name,
+            verdict,
+        )
 
 
 def _warn_if_queue_exceeds_data(name: str, strategy: nn.Module, num_images: int, batch_size: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -9,7 +10,13 @@ from monai.bundle import ConfigParser
 
 from monai_remedis.backbones import create_backbone
 from monai_remedis.configs import bundle_config_files, bundle_dir
-from monai_remedis.evaluation.representation import mean_pairwise_cosine, representation_diagnostics
+from monai_remedis.evaluation.representation import (
+    ProbedRepresentation,
+    degradation_verdict,
+    mean_pairwise_cosine,
+    probe_change,
+    representation_diagnostics,
+)
 
 
 class _Line(nn.Module):
@@ -55,3 +62,31 @@ def test_features_on_a_line_have_rank_one(cxr_items: dict) -> None:
 def test_mean_pairwise_cosine_ignores_self_pairs() -> None:
     assert mean_pairwise_cosine(torch.eye(4)) == pytest.approx(0.0)
     assert mean_pairwise_cosine(torch.ones(3, 2)) == pytest.approx(1.0)
+
+
+def _probed(positive_score: np.ndarray, labels: np.ndarray) -> ProbedRepresentation:
+    probs = np.stack([1.0 - positive_score, positive_score], axis=1)
+    auc = float(np.mean(positive_score[labels == 1][:, None] > positive_score[labels == 0][None, :]))
+    return ProbedRepresentation({"probe_val_auc": auc}, probs, labels)
+
+
+def test_probe_change_reports_only_a_drop_beyond_the_validation_noise() -> None:
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 100)
+    separating = _probed(labels + rng.normal(0.0, 0.5, 200), labels)
+    ruined = _probed(rng.random(200), labels)
+    drop = probe_change(separating, ruined)
+    assert drop["change"] == pytest.approx(ruined.scores["probe_val_auc"] - separating.scores["probe_val_auc"])
+    assert drop["ci_high"] < 0 and drop["n_val"] == 200
+    assert "fell from" in degradation_verdict(drop) and "200 validation images" in degradation_verdict(drop)
+    # the same representation scored twice, and a slightly noisier one, are not reported
+    assert degradation_verdict(probe_change(separating, separating)) is None
+    noisier = _probed(labels + rng.normal(0.0, 0.55, 200), labels)
+    assert probe_change(separating, noisier)["ci_low"] < 0 < probe_change(separating, noisier)["ci_high"]
+    assert degradation_verdict(probe_change(separating, noisier)) is None
+
+
+def test_probe_change_refuses_probes_of_different_items() -> None:
+    labels = np.repeat([0, 1], 10)
+    with pytest.raises(ValueError, match="different validation items"):
+        probe_change(_probed(np.linspace(0, 1, 20), labels), _probed(np.linspace(0, 1, 20), labels[::-1].copy()))

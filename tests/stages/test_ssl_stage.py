@@ -1,8 +1,10 @@
-"""Stage 2 on real chest X-rays: the SimCLR loss falls, the backbone is exported, and runs resume."""
+"""Stage 2 on real chest X-rays: the SimCLR loss falls, the backbone is exported, runs resume, and a run that leaves
+the representation worse than its init says so."""
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -72,3 +74,57 @@ def test_interrupted_ssl_run_resumes_from_the_saved_epoch(cxr_config, tmp_path: 
 def test_empty_datalist_is_refused(cxr_config, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="datalist is empty"):
         SSLStage([], cxr_config().get_parsed_content("ssl_transform"), create_backbone("bit_resnet18"), tmp_path)
+
+
+def _zero_encoder_after_each_step(original):
+    """An SSL step that then wipes the encoder: every image maps to the same features (a ruined representation)."""
+
+    def step(self, engine, batch):
+        output = original(self, engine, batch)
+        with torch.no_grad():
+            for param in self.strategy.encoder.parameters():
+                param.zero_()
+        return output
+
+    return step
+
+
+@pytest.mark.parametrize("ruined", [False, True], ids=["unchanged", "ruined"])
+def test_ssl_that_worsens_the_probe_is_warned_and_recorded(
+    cxr_config, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch, ruined: bool
+) -> None:
+    parser = cxr_config(limit=128, **LIGHT_VIEWS)
+    diagnostics = {
+        "train": parser.get_parsed_content("datalist#train"),
+        "val": parser.get_parsed_content("datalist#val"),
+        "transform": parser.get_parsed_content("eval_transform"),
+        "max_items": 128,
+    }
+    if ruined:
+        monkeypatch.setattr(SSLTrainer, "_iteration", _zero_encoder_after_each_step(SSLTrainer._iteration))
+    torch.manual_seed(0)
+    stage = SSLStage(
+        diagnostics["train"],
+        parser.get_parsed_content("ssl_transform"),
+        create_backbone("bit_resnet18_small", in_channels=1),
+        tmp_path,
+        # learning rate 0: the unchanged run keeps its init weights exactly, so the two probes agree
+        optim=OptimConfig(1, 64, "adamw", 0.0, weight_decay=0.0, warmup_epochs=0),
+        runtime=RuntimeConfig(device="cpu", log_every=0),
+        diagnostics=diagnostics,
+        knn_max_items=0,
+    )
+    with caplog.at_level(logging.WARNING, logger="monai_remedis"):
+        stage.run()
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    change = metrics["representation_change"]
+    assert metrics["representation_init"]["probe_val_auc"] == change["probe_val_auc_before"]
+    assert metrics["representation"]["probe_val_auc"] == change["probe_val_auc_after"]
+    assert change["n_val"] == 128 and change["ci_low"] <= change["change"] <= change["ci_high"]
+    warnings = [r.getMessage() for r in caplog.records if "made the representation worse" in r.getMessage()]
+    if ruined:
+        assert change["probe_val_auc_after"] == pytest.approx(0.5) and change["ci_high"] < 0
+        assert len(warnings) == 1 and f"from {change['probe_val_auc_before']:.4f} to 0.5000" in warnings[0]
+    else:
+        assert change["change"] == 0.0 and change["probe_val_auc_before"] > 0.7
+        assert warnings == []
