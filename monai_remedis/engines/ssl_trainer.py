@@ -135,6 +135,7 @@ class CollapseMonitor:
         self.probe: torch.Tensor | None = None
         self.reference: dict[str, dict[str, float]] = {}
         self.warned = False
+        self.warning: str | None = None  # the warning logged, for the stage's metrics.json and the report
 
     def attach(self, engine: SSLTrainer) -> None:
         """Reference at ``STARTED``, measurement and check at every ``EPOCH_COMPLETED``."""
@@ -198,15 +199,15 @@ class CollapseMonitor:
                 verdict = None  # a lower-rank projector output is common and benign (the backbone keeps the rank)
             if verdict and not self.warned:
                 self.warned = True
+                self.warning = (
+                    f"SSL collapse detected after epoch {engine.state.epoch} in the {part} features of "
+                    f"{self.probe.shape[0]} probe images: {verdict}"
+                )
                 if idist.get_rank() == 0:
                     logger.warning(
-                        "SSL collapse detected after epoch %d in the %s features of %d probe images: %s. Try a lower "
-                        "learning rate, a higher temperature or LARS with adapted norm/bias parameters; later epochs "
-                        "are not reported again.",
-                        engine.state.epoch,
-                        part,
-                        self.probe.shape[0],
-                        verdict,
+                        "%s. Try a lower learning rate, a higher temperature or LARS with adapted norm/bias "
+                        "parameters; later epochs are not reported again.",
+                        self.warning,
                     )
 
 

@@ -129,6 +129,35 @@ def _paired_table(paired: Sequence[Mapping[str, Any]], metric: str) -> list[str]
     return lines
 
 
+def _backbones_section(backbones: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The inits' frozen backbones as their stages scored them on validation data, and any SSL warning."""
+    lines = [
+        "## The inits' backbones before fine-tuning",
+        "",
+        "As the stage that made each backbone scored it on validation data (a linear probe on standardised frozen "
+        "features; test data unused). For an SSL backbone, the change of that probe's AUC from its init on the same "
+        "images, with a paired bootstrap 95% CI; SSL warns when the whole interval is below 0 or its collapse monitor "
+        "saw the backbone collapse against step 0.",
+        "",
+        "| init | probe validation AUC | standardised effective rank | SSL change in probe AUC (95% CI) "
+        "| SSL warnings |",
+        "|---|---|---|---|---|",
+    ]
+    for init, record in backbones.items():
+        if "note" in record:
+            lines.append(f"| {init} | not shown: {record['note']} | | | |")
+            continue
+        rep = record.get("representation") or {}
+        change = record.get("representation_change")
+        shift = f"{change['change']:+.4f} ({change['ci_low']:+.4f} to {change['ci_high']:+.4f})" if change else "n/a"
+        warnings = [record[k] for k in ("collapse_warning", "representation_warning") if record.get(k)]
+        said = "; ".join(warnings) if warnings else ("none" if record.get("stage") == "ssl" else "n/a")
+        lines.append(
+            f"| {init} | {_fmt(rep.get('probe_val_auc'), 4)} | {_fmt(rep.get('feature_erank'), 1)} | {shift} | {said} |"
+        )
+    return [*lines, ""]
+
+
 def _informative(reduction: Mapping[str, Any] | None) -> dict[str, Any]:
     """Label-reduction results, or nothing when the sweep had a single fraction (nothing to reduce)."""
     if not reduction or any(len(r.get("fractions", [0, 1])) < 2 for r in reduction.values()):
@@ -184,12 +213,15 @@ def write_report(
     class_names: Sequence[str] | None = None,
     sweep_description: str = "",
     baseline: str = "baseline",
+    backbones: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Path:
     """Write ``report.md`` for a reader who decides, not one who trains: key findings first, then the tables.
 
     Sections: key findings (``headline``), test and OOD metrics (with 95% CIs), per-class metrics of every
     evaluation set, the data-efficiency sweep, the paired comparison of each init with the baseline, the
-    label-reduction factors, per-class metrics of the full-label sweep models, how to read the numbers, notes.
+    label-reduction factors, per-class metrics of the full-label sweep models, the inits' backbones before
+    fine-tuning (``backbones``: :func:`~monai_remedis.stages.evaluate.backbones.init_backbone_health`), how to read
+    the numbers, notes.
     """
     out_dir = Path(out_dir)
     lines = [f"# {title}", ""]
@@ -260,6 +292,8 @@ def write_report(
             *_per_class_table(sweep_per_class, class_names, lead="init"),
             "",
         ]
+    if backbones:
+        lines += _backbones_section(backbones)
     lines += [
         "## How to read this report",
         "",

@@ -12,7 +12,7 @@ import torch.nn as nn
 from ignite.engine import Engine
 
 from monai_remedis.backbones.weights import load_backbone_weights
-from monai_remedis.engines.fingerprint import claim_run_dir, make_fingerprint, release_run_dir
+from monai_remedis.engines.fingerprint import claim_run_dir, file_digest, make_fingerprint, release_run_dir
 from monai_remedis.engines.runtime import (
     atomic_torch_save,
     atomic_write_json,
@@ -145,6 +145,7 @@ class PretrainStage:
             device = resolve_device(self.runtime.device)
             result["representation"] = stage_diagnostics("stage 1", self.backbone, self.diagnostics, device)
             atomic_torch_save(self.backbone.state_dict(), backbone_path)
+            result["backbone_sha256"] = file_digest(backbone_path)  # lets the report tell this run's backbone
             atomic_write_json(result, run_dir / "metrics.json")
             atomic_write_json(provenance("pretrain", config, [self.weights]), run_dir / "provenance.json")
         release_run_dir(run_dir)

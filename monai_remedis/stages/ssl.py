@@ -14,7 +14,7 @@ from ignite.engine import Engine, Events
 from monai.data import Dataset
 
 from monai_remedis.backbones.weights import load_backbone_weights
-from monai_remedis.engines.fingerprint import claim_run_dir, make_fingerprint, release_run_dir
+from monai_remedis.engines.fingerprint import claim_run_dir, file_digest, make_fingerprint, release_run_dir
 from monai_remedis.engines.handlers import HistoryRecorder, attach_training_handlers
 from monai_remedis.engines.runtime import (
     atomic_torch_save,
@@ -263,27 +263,37 @@ class SSLStage:
             atomic_torch_save(strategy.transferable_state_dict(), backbone_path)
             atomic_write_json(provenance("ssl", self._config(), [self.init_weights]), run_dir / "provenance.json")
             final = stage_probe("stage 2", strategy.encoder, self.diagnostics, device)
-            record: dict[str, Any] = {"representation": None if final is None else final.scores}
+            monitor = getattr(trainer, "collapse_monitor", None)
+            record: dict[str, Any] = {
+                "backbone_sha256": file_digest(backbone_path),  # lets the report tell this run's backbone
+                "representation": None if final is None else final.scores,
+                "collapse_warning": getattr(monitor, "warning", None),
+            }
             if init is not None and final is not None:
                 record["representation_init"] = init.scores
                 record["representation_change"] = change = probe_change(init, final)
-                _warn_if_degraded(self.strategy_name, change)
+                record["representation_warning"] = _warn_if_degraded(self.strategy_name, change)
             atomic_write_json({**record, **trainer.state.metrics}, run_dir / "metrics.json")
         release_run_dir(run_dir)
         return {"backbone": str(backbone_path), "history": str(history_path), "run_dir": str(run_dir)}
 
 
-def _warn_if_degraded(name: str, change: dict[str, float]) -> None:
-    """Warn when SSL left frozen features that separate the validation labels worse than its init's did."""
+def _warn_if_degraded(name: str, change: dict[str, float]) -> str | None:
+    """Warn when SSL left frozen features that separate the validation labels worse than its init's did.
+
+    Returns:
+        the warning's first sentence, or None when there is nothing to warn about.
+    """
     verdict = degradation_verdict(change)
-    if verdict:
-        logger.warning(
-            "SSL %s made the representation worse than its init: %s. The exported backbone.pt is likely to "
-            "fine-tune worse than the init itself; try a lower ssl_learning_rate or fewer ssl_epochs, or fine-tune "
-            "from the init (finetune_init: '@pretrain_checkpoint').",
-            name,
-            verdict,
-        )
+    if not verdict:
+        return None
+    message = f"SSL {name} made the representation worse than its init: {verdict}"
+    logger.warning(
+        "%s. The exported backbone.pt is likely to fine-tune worse than the init itself; try a lower "
+        "ssl_learning_rate or fewer ssl_epochs, or fine-tune from the init (finetune_init: '@pretrain_checkpoint').",
+        message,
+    )
+    return message
 
 
 def _warn_if_queue_exceeds_data(name: str, strategy: nn.Module, num_images: int, batch_size: int) -> None:

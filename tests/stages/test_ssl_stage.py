@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from monai_remedis.backbones import create_backbone, load_backbone_weights
+from monai_remedis.engines.fingerprint import file_digest
 from monai_remedis.engines.ssl_trainer import SSLTrainer
 from monai_remedis.stages import OptimConfig, RuntimeConfig, SSLStage
 
@@ -121,10 +122,13 @@ def test_ssl_that_worsens_the_probe_is_warned_and_recorded(
     assert metrics["representation_init"]["probe_val_auc"] == change["probe_val_auc_before"]
     assert metrics["representation"]["probe_val_auc"] == change["probe_val_auc_after"]
     assert change["n_val"] == 128 and change["ci_low"] <= change["change"] <= change["ci_high"]
+    assert metrics["backbone_sha256"] == file_digest(tmp_path / "backbone.pt")  # the report's check of the pairing
     warnings = [r.getMessage() for r in caplog.records if "made the representation worse" in r.getMessage()]
     if ruined:
         assert change["probe_val_auc_after"] == pytest.approx(0.5) and change["ci_high"] < 0
         assert len(warnings) == 1 and f"from {change['probe_val_auc_before']:.4f} to 0.5000" in warnings[0]
+        assert warnings[0].startswith(metrics["representation_warning"])
+        assert "complete collapse" in metrics["collapse_warning"]  # every image now maps to one point
     else:
         assert change["change"] == 0.0 and change["probe_val_auc_before"] > 0.7
-        assert warnings == []
+        assert warnings == [] and metrics["representation_warning"] is None and metrics["collapse_warning"] is None

@@ -31,6 +31,7 @@ from monai_remedis.engines.runtime import (
 )
 from monai_remedis.evaluation.guard import check_selection_data, tag_split
 from monai_remedis.stages.config import RuntimeConfig, SweepConfig, as_dict
+from monai_remedis.stages.evaluate.backbones import init_backbone_health
 from monai_remedis.stages.evaluate.evaluator import Evaluator, ModelSpec
 from monai_remedis.stages.evaluate.sweep import (
     FinetuneRunner,
@@ -202,8 +203,10 @@ class EvaluateStage:
             "val": len(self.sweep_data.val),
             "test": len(self.sweep_data.test),
         }
+        if self.sweep.inits:
+            result["backbones"] = init_backbone_health(self.sweep.inits)
         writer = ReportWriter(out, self.report, self.sweep.baseline_init)
-        files = writer.write(evaluations, sweep, result, mode, sizes)
+        files = writer.write(evaluations, sweep, result, mode, sizes, result.get("backbones"))
         if self.figures:
             files["figures"] = writer.write_figures(self.evaluator.predictions, *self._embedding_inputs())
         inputs = [*self.classifiers.values(), *self.sweep.inits.values()]

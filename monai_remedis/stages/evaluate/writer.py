@@ -87,8 +87,10 @@ class ReportWriter:
         result: Mapping[str, Any],
         mode: str,
         sizes: Mapping[str, int],
+        backbones: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> dict[str, str | None]:
-        """Write the files; ``mode`` names how the sweep trained, ``sizes`` its train/val/test set sizes.
+        """Write the files; ``mode`` names how the sweep trained, ``sizes`` its train/val/test set sizes,
+        ``backbones`` what the stages said of each init's backbone (a report section).
 
         Returns:
             ``{"report": path, "curve": path or None}``.
@@ -129,6 +131,7 @@ class ReportWriter:
             class_names=cfg.class_names,
             sweep_description=description,
             baseline=self.baseline,
+            backbones=backbones,
         )
         if sweep and cfg.console:
             print(self.console_table(sweep, mode), flush=True)
