@@ -59,3 +59,18 @@ def test_legacy_override_keys_reach_the_typed_configs(tmp_path) -> None:
     assert sweep.optim.learning_rate == finetune.optim.learning_rate  # one definition of the fine-tune recipe
     assert sweep.fractions == [0.5, 1.0] and sweep.seeds == [0]
     assert finetune.runtime.resume and finetune.runtime.seed == 3
+
+
+@pytest.mark.parametrize(
+    "strategy, expected",
+    [
+        ("simclr", {"temperature": 0.5}),
+        ("micle", {"temperature": 0.5}),
+        ("barlow_twins", {"projection_dim": 2048, "hidden_dim": 2048}),
+        ("byol", {}),
+    ],
+)
+def test_strategy_defaults_follow_the_chosen_strategy_and_an_explicit_dict_replaces_them(strategy, expected) -> None:
+    assert bundle_parser("cxr", strategy=strategy).get_parsed_content("strategy_kwargs") == expected
+    explicit = bundle_parser("cxr", strategy=strategy, strategy_kwargs={"projection_dim": 64})
+    assert explicit.get_parsed_content("strategy_kwargs") == {"projection_dim": 64}
