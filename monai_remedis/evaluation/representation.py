@@ -67,7 +67,7 @@ class ProbedRepresentation:
     """A backbone's diagnostics and its probe's validation predictions (for a paired comparison of two backbones).
 
     Attributes:
-        scores: the :func:`representation_diagnostics` dict.
+        scores: ``{"n_train", "n_val", "feature_erank", "feature_erank_centred", "mean_cosine", "probe_val_auc"}``.
         val_probs: ``(n_val, K)`` probe probabilities on the validation items, in datalist order.
         val_labels: ``(n_val,)`` labels of those items.
     """
@@ -119,18 +119,6 @@ def probe_representation(
         "probe_val_auc": float(auc) if np.isfinite(auc) else float("nan"),
     }
     return ProbedRepresentation(scores, val_probs, val_labels)
-
-
-def representation_diagnostics(
-    backbone: nn.Module,
-    train: Sequence[Mapping[str, Any]],
-    val: Sequence[Mapping[str, Any]],
-    transform: Callable,
-    max_items: int = 512,
-    device: torch.device | str = "cpu",
-) -> dict[str, float]:
-    """The ``scores`` of :func:`probe_representation` (same arguments)."""
-    return probe_representation(backbone, train, val, transform, max_items, device).scores
 
 
 def probe_change(

@@ -15,7 +15,7 @@ from monai_remedis.evaluation.representation import (
     degradation_verdict,
     mean_pairwise_cosine,
     probe_change,
-    representation_diagnostics,
+    probe_representation,
 )
 
 
@@ -46,7 +46,7 @@ def cxr_items() -> dict:
 def test_random_rgb_backbone_scores_grayscale_xrays(cxr_items: dict) -> None:
     """A 3-channel (stage-1) backbone reads grayscale X-rays repeated over its channels."""
     torch.manual_seed(0)
-    scores = representation_diagnostics(create_backbone("bit_resnet18_small", in_channels=3), **cxr_items)
+    scores = probe_representation(create_backbone("bit_resnet18_small", in_channels=3), **cxr_items).scores
     assert scores["n_train"] == 96 and scores["n_val"] == 96
     assert scores["feature_erank"] > 20 and 0.0 < scores["mean_cosine"] < 1.0
     assert 0.5 < scores["probe_val_auc"] <= 1.0
@@ -54,7 +54,7 @@ def test_random_rgb_backbone_scores_grayscale_xrays(cxr_items: dict) -> None:
 
 def test_features_on_a_line_have_rank_one(cxr_items: dict) -> None:
     torch.manual_seed(0)
-    scores = representation_diagnostics(_Line(create_backbone("bit_resnet18_small", in_channels=1)), **cxr_items)
+    scores = probe_representation(_Line(create_backbone("bit_resnet18_small", in_channels=1)), **cxr_items).scores
     assert scores["feature_erank"] == pytest.approx(1.0, abs=0.01)
     assert scores["mean_cosine"] > 0.99
 

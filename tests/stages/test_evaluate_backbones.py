@@ -3,32 +3,19 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from sweep_toy import LABELS, ToyRunner  # noqa: E402
-
-from monai_remedis.engines.fingerprint import file_digest  # noqa: E402
-from monai_remedis.stages.evaluate import (  # noqa: E402
-    ReportConfig,
-    ReportWriter,
-    RunStore,
-    SequentialExecutor,
-    SweepPlan,
-    summarise,
-)
-from monai_remedis.stages.evaluate.backbones import init_backbone_health  # noqa: E402
+from monai_remedis.engines.fingerprint import file_digest
+from monai_remedis.stages.evaluate.backbones import init_backbone_health
 
 CHANGE = {"probe_val_auc_before": 0.98, "probe_val_auc_after": 0.79, "change": -0.19, "ci_low": -0.23,
           "ci_high": -0.15, "n_val": 512}  # fmt: skip
 DROP = "SSL barlow_twins made the representation worse than its init: the frozen linear probe's AUC fell"
 
 
-def _stage_output(folder: Path, ssl: bool, value: float = 0.0) -> Path:
+def stage_output(folder: Path, ssl: bool, value: float = 0.0) -> Path:
     """A backbone.pt and the metrics.json its stage writes beside it."""
     folder.mkdir(parents=True)
     path = folder / "backbone.pt"
@@ -41,8 +28,8 @@ def _stage_output(folder: Path, ssl: bool, value: float = 0.0) -> Path:
 
 
 def test_health_is_read_only_from_the_metrics_of_the_same_backbone(tmp_path: Path) -> None:
-    ssl = _stage_output(tmp_path / "ssl", ssl=True)
-    pretrain = _stage_output(tmp_path / "pretrain", ssl=False)
+    ssl = stage_output(tmp_path / "ssl", ssl=True)
+    pretrain = stage_output(tmp_path / "pretrain", ssl=False)
     bare = tmp_path / "bare" / "backbone.pt"
     bare.parent.mkdir()
     torch.save({}, bare)
@@ -56,18 +43,3 @@ def test_health_is_read_only_from_the_metrics_of_the_same_backbone(tmp_path: Pat
     torch.save({"w": torch.ones(4)}, ssl)
     stale = init_backbone_health({"remedis": ssl})["remedis"]
     assert "describes another backbone" in stale["note"] and "representation" not in stale
-
-
-def test_report_shows_each_init_backbone_and_the_ssl_warnings(tmp_path: Path, capsys) -> None:
-    health = init_backbone_health({"remedis": _stage_output(tmp_path / "ssl", ssl=True), "scratch": None})
-    plan = SweepPlan({"remedis": None, "baseline": None}, [0.1, 1.0], [0, 1])
-    runs = SequentialExecutor().run(ToyRunner(RunStore(tmp_path / "sweep")), plan.jobs())
-    sweep = summarise(runs, plan, [{"label": int(y)} for y in LABELS], "baseline", paired_n_boot=20)
-    config = ReportConfig(title="toy", n_boot=20, console=False)
-    (tmp_path / "out").mkdir()
-    files = ReportWriter(tmp_path / "out", config).write({}, sweep, {"backbones": health}, "fine-tuning", {}, health)
-    report = Path(files["report"]).read_text()
-    assert "## The inits' backbones before fine-tuning" in report
-    assert f"| remedis | 0.7900 | 4.2 | -0.1900 (-0.2300 to -0.1500) | {DROP} |" in report
-    assert "| scratch | not shown: random init |" in report
-    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["backbones"]["remedis"]["stage"] == "ssl"

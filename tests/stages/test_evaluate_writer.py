@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sweep_toy import LABELS, ToyRunner  # noqa: E402
+from test_evaluate_backbones import DROP, stage_output  # noqa: E402
 
 from monai_remedis.stages.evaluate import (  # noqa: E402
     ReportConfig,
@@ -21,6 +23,7 @@ from monai_remedis.stages.evaluate import (  # noqa: E402
     flat_metrics,
     summarise,
 )
+from monai_remedis.stages.evaluate.backbones import init_backbone_health  # noqa: E402
 from monai_remedis.stages.evaluate.evaluator import Evaluator, ModelSpec  # noqa: E402
 
 
@@ -66,3 +69,18 @@ def test_flat_metrics_keeps_scalars_and_the_interval() -> None:
 
 def test_report_config_defaults_paired_bootstrap_to_n_boot() -> None:
     assert ReportConfig(n_boot=77).paired_n_boot == 77 and ReportConfig(n_boot=77, paired_n_boot=0).paired_n_boot == 0
+
+
+def test_report_shows_each_init_backbone_and_the_ssl_warnings(tmp_path: Path, capsys) -> None:
+    health = init_backbone_health({"remedis": stage_output(tmp_path / "ssl", ssl=True), "scratch": None})
+    plan = SweepPlan({"remedis": None, "baseline": None}, [0.1, 1.0], [0, 1])
+    runs = SequentialExecutor().run(ToyRunner(RunStore(tmp_path / "sweep")), plan.jobs())
+    sweep = summarise(runs, plan, [{"label": int(y)} for y in LABELS], "baseline", paired_n_boot=20)
+    config = ReportConfig(title="toy", n_boot=20, console=False)
+    (tmp_path / "out").mkdir()
+    files = ReportWriter(tmp_path / "out", config).write({}, sweep, {"backbones": health}, "fine-tuning", {}, health)
+    report = Path(files["report"]).read_text()
+    assert "## The inits' backbones before fine-tuning" in report
+    assert f"| remedis | 0.7900 | 4.2 | -0.1900 (-0.2300 to -0.1500) | {DROP} |" in report
+    assert "| scratch | not shown: random init |" in report
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["backbones"]["remedis"]["stage"] == "ssl"
