@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import ignite.distributed as idist
+import torch
 import torch.nn as nn
 from ignite.engine import Engine, Events
 from monai.data import Dataset
@@ -34,7 +35,12 @@ from monai_remedis.engines.ssl_observers import (
 )
 from monai_remedis.engines.ssl_trainer import SSLTrainer
 from monai_remedis.evaluation.cache import decode_once
-from monai_remedis.evaluation.representation import degradation_verdict, probe_change, stage_probe
+from monai_remedis.evaluation.representation import (
+    ProbedRepresentation,
+    degradation_verdict,
+    probe_change,
+    stage_probe,
+)
 from monai_remedis.optim import build_optimizer, scaled_lr, warmup_cosine
 from monai_remedis.ssl.factory import create_strategy, strategy_data_transform
 from monai_remedis.stages.config import (
@@ -211,6 +217,13 @@ class SSLStage:
         self.engines = StageEngines(trainer, None, list(train_handlers), list(val_handlers), state)
         return self.engines
 
+    def _probe_init(self, encoder: nn.Module, device: torch.device) -> ProbedRepresentation | None:
+        """The init's frozen probe, before any checkpoint is loaded (resume loads at STARTED), so a resumed run
+        compares with the same init. The torch RNG is restored afterwards: the check leaves training unchanged,
+        and DDP ranks (only rank 0 probes) keep the same random state."""
+        with torch.random.fork_rng(devices=[]):
+            return stage_probe("SSL init", encoder, self.diagnostics, device)
+
     def run(self, trainer: Engine | None = None) -> dict[str, str]:
         """Train and export; returns paths of the artefacts (``backbone``, ``history``, ``run_dir``).
 
@@ -225,8 +238,7 @@ class SSLStage:
         runtime = replace(self.runtime, resume=resume)
         history_path = run_dir / "history.json"
         history = HistoryRecorder(history_path, resume=runtime.resume, publish=True)
-        # the init, probed before any checkpoint is loaded (resume loads at STARTED), so a resumed run compares too
-        init = stage_probe("SSL init", strategy.encoder, self.diagnostics, device) if is_main_process() else None
+        init = self._probe_init(strategy.encoder, device) if is_main_process() else None
         attach_training_handlers(
             trainer,
             run_dir,

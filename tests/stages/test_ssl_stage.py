@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from monai.utils import set_determinism
 
 from monai_remedis.backbones import create_backbone, load_backbone_weights
 from monai_remedis.engines.fingerprint import file_digest
@@ -132,3 +133,33 @@ def test_ssl_that_worsens_the_probe_is_warned_and_recorded(
     else:
         assert change["change"] == 0.0 and change["probe_val_auc_before"] > 0.7
         assert warnings == [] and metrics["representation_warning"] is None and metrics["collapse_warning"] is None
+
+
+def test_the_init_probe_leaves_training_unchanged(cxr_config, tmp_path: Path) -> None:
+    """The same seeded run with and without the representation check exports the same backbone."""
+    parser = cxr_config(limit=64, **LIGHT_VIEWS)
+    train = parser.get_parsed_content("datalist#train")
+    diagnostics = {
+        "train": train,
+        "val": parser.get_parsed_content("datalist#val"),
+        "transform": parser.get_parsed_content("eval_transform"),
+        "max_items": 64,
+    }
+    exported = []
+    for name, checked in (("plain", None), ("checked", diagnostics)):
+        set_determinism(seed=0)  # the transforms' and the backbone's random state, as a fresh process has it
+        stage = SSLStage(
+            train,
+            parser.get_parsed_content("ssl_transform"),
+            create_backbone("bit_resnet18_small", in_channels=1),
+            tmp_path / name,
+            optim=OptimConfig(1, 32, "adamw", 1e-3, weight_decay=0.0, warmup_epochs=0),
+            runtime=RuntimeConfig(device="cpu", log_every=0, seed=0),
+            diagnostics=checked,
+            knn_max_items=0,
+            plots=False,
+        )
+        exported.append(torch.load(stage.run()["backbone"]))
+    assert "representation_change" in json.loads((tmp_path / "checked" / "metrics.json").read_text())
+    assert exported[0].keys() == exported[1].keys()
+    assert all(torch.equal(exported[0][k], exported[1][k]) for k in exported[0])
