@@ -143,6 +143,7 @@ def _backbones_section(backbones: Mapping[str, Mapping[str, Any]]) -> list[str]:
         "| SSL warnings |",
         "|---|---|---|---|---|",
     ]
+    nan = float("nan")  # a stage without labelled diagnostics recorded no representation
     for init, record in backbones.items():
         if "note" in record:
             lines.append(f"| {init} | not shown: {record['note']} | | | |")
@@ -153,7 +154,8 @@ def _backbones_section(backbones: Mapping[str, Mapping[str, Any]]) -> list[str]:
         warnings = [record[k] for k in ("collapse_warning", "representation_warning") if record.get(k)]
         said = "; ".join(warnings) if warnings else ("none" if record.get("stage") == "ssl" else "n/a")
         lines.append(
-            f"| {init} | {_fmt(rep.get('probe_val_auc'), 4)} | {_fmt(rep.get('feature_erank'), 1)} | {shift} | {said} |"
+            f"| {init} | {_fmt(rep.get('probe_val_auc', nan), 4)} | {_fmt(rep.get('feature_erank', nan), 1)} | {shift} "
+            f"| {said} |"
         )
     return [*lines, ""]
 

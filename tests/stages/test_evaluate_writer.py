@@ -73,6 +73,8 @@ def test_report_config_defaults_paired_bootstrap_to_n_boot() -> None:
 
 def test_report_shows_each_init_backbone_and_the_ssl_warnings(tmp_path: Path, capsys) -> None:
     health = init_backbone_health({"remedis": stage_output(tmp_path / "ssl", ssl=True), "scratch": None})
+    # an SSL run on unlabelled data: no probe, and no warning to show
+    health["unlabelled"] = {"checkpoint": "u.pt", "stage": "ssl", "representation": None, "collapse_warning": None}
     plan = SweepPlan({"remedis": None, "baseline": None}, [0.1, 1.0], [0, 1])
     runs = SequentialExecutor().run(ToyRunner(RunStore(tmp_path / "sweep")), plan.jobs())
     sweep = summarise(runs, plan, [{"label": int(y)} for y in LABELS], "baseline", paired_n_boot=20)
@@ -83,4 +85,5 @@ def test_report_shows_each_init_backbone_and_the_ssl_warnings(tmp_path: Path, ca
     assert "## The inits' backbones before fine-tuning" in report
     assert f"| remedis | 0.7900 | 4.2 | -0.1900 (-0.2300 to -0.1500) | {DROP} |" in report
     assert "| scratch | not shown: random init |" in report
+    assert "| unlabelled | n/a | n/a | n/a | none |" in report
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["backbones"]["remedis"]["stage"] == "ssl"
