@@ -129,6 +129,16 @@ def _paired_table(paired: Sequence[Mapping[str, Any]], metric: str) -> list[str]
     return lines
 
 
+def _backbone_warnings(backbones: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """A key-findings line per init whose SSL stage warned (the section further down has the numbers)."""
+    return [
+        f"**Warning** ({init} init): {record[key]}."
+        for init, record in backbones.items()
+        for key in ("collapse_warning", "representation_warning")
+        if record.get(key)
+    ]
+
+
 def _backbones_section(backbones: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """The inits' frozen backbones as their stages scored them on validation data, and any SSL warning."""
     lines = [
@@ -227,6 +237,7 @@ def write_report(
     """
     out_dir = Path(out_dir)
     lines = [f"# {title}", ""]
+    headline = [*headline, *_backbone_warnings(backbones or {})]
     if headline:
         lines += ["## Key findings", "", *[f"- {h}" for h in headline], ""]
     if evaluations:

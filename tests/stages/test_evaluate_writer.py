@@ -86,4 +86,6 @@ def test_report_shows_each_init_backbone_and_the_ssl_warnings(tmp_path: Path, ca
     assert f"| remedis | 0.7900 | 4.2 | -0.1900 (-0.2300 to -0.1500) | {DROP} |" in report
     assert "| scratch | not shown: random init |" in report
     assert "| unlabelled | n/a | n/a | n/a | none |" in report
+    findings = report[report.index("## Key findings") : report.index("## Data-efficiency sweep")]
+    assert f"- **Warning** (remedis init): {DROP}." in findings and findings.count("**Warning**") == 1
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["backbones"]["remedis"]["stage"] == "ssl"
