@@ -134,8 +134,7 @@ class CollapseMonitor:
         self.num_probe = num_probe
         self.probe: torch.Tensor | None = None
         self.reference: dict[str, dict[str, float]] = {}
-        self.warned = False
-        self.warning: str | None = None  # the warning logged, for the stage's metrics.json and the report
+        self.warning: str | None = None  # the one warning logged, for the stage's metrics.json and the report
 
     def attach(self, engine: SSLTrainer) -> None:
         """Reference at ``STARTED``, measurement and check at every ``EPOCH_COMPLETED``."""
@@ -197,8 +196,7 @@ class CollapseMonitor:
             verdict = collapse_verdict(state, reference)
             if part == "projector" and verdict and not verdict.startswith("complete"):
                 verdict = None  # a lower-rank projector output is common and benign (the backbone keeps the rank)
-            if verdict and not self.warned:
-                self.warned = True
+            if verdict and self.warning is None:
                 self.warning = (
                     f"SSL collapse detected after epoch {engine.state.epoch} in the {part} features of "
                     f"{self.probe.shape[0]} probe images: {verdict}"

@@ -129,14 +129,14 @@ def _paired_table(paired: Sequence[Mapping[str, Any]], metric: str) -> list[str]
     return lines
 
 
+def _ssl_warnings(record: Mapping[str, Any]) -> list[str]:
+    """The collapse monitor's and the probe check's warnings an init's SSL stage recorded."""
+    return [record[key] for key in ("collapse_warning", "representation_warning") if record.get(key)]
+
+
 def _backbone_warnings(backbones: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """A key-findings line per init whose SSL stage warned (the section further down has the numbers)."""
-    return [
-        f"**Warning** ({init} init): {record[key]}."
-        for init, record in backbones.items()
-        for key in ("collapse_warning", "representation_warning")
-        if record.get(key)
-    ]
+    """A key-findings line per warning of an init's SSL stage (the section further down has the numbers)."""
+    return [f"**Warning** ({init} init): {warning}." for init, r in backbones.items() for warning in _ssl_warnings(r)]
 
 
 def _backbones_section(backbones: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -161,7 +161,7 @@ def _backbones_section(backbones: Mapping[str, Mapping[str, Any]]) -> list[str]:
         rep = record.get("representation") or {}
         change = record.get("representation_change")
         shift = f"{change['change']:+.4f} ({change['ci_low']:+.4f} to {change['ci_high']:+.4f})" if change else "n/a"
-        warnings = [record[k] for k in ("collapse_warning", "representation_warning") if record.get(k)]
+        warnings = _ssl_warnings(record)
         said = "; ".join(warnings) if warnings else ("none" if record.get("stage") == "ssl" else "n/a")
         lines.append(
             f"| {init} | {_fmt(rep.get('probe_val_auc', nan), 4)} | {_fmt(rep.get('feature_erank', nan), 1)} | {shift} "

@@ -215,11 +215,3 @@ def stage_probe(
         scores["probe_val_auc"],
     )
     return probed
-
-
-def stage_diagnostics(
-    stage: str, backbone: nn.Module, diagnostics: Mapping[str, Any] | None, device: torch.device | str = "cpu"
-) -> dict[str, float] | None:
-    """The ``scores`` of :func:`stage_probe` for a stage's ``metrics.json``; None when not configured."""
-    probed = stage_probe(stage, backbone, diagnostics, device)
-    return None if probed is None else probed.scores

@@ -22,7 +22,7 @@ from monai_remedis.engines.runtime import (
     resolve_device,
 )
 from monai_remedis.evaluation.predict import predict
-from monai_remedis.evaluation.representation import stage_diagnostics
+from monai_remedis.evaluation.representation import stage_probe
 from monai_remedis.evaluation.statistics import classification_metrics
 from monai_remedis.models.classifier import Classifier
 from monai_remedis.stages.config import OptimConfig, RuntimeConfig, as_dict, fingerprint_runtime
@@ -52,7 +52,7 @@ class PretrainStage:
         runtime: device, precision, seed, resume and logging.
         diagnostics: ``{"train", "val", "transform"}`` of a labelled medical set: the exported backbone's feature
             effective rank, cosine and linear-probe AUC on it go into ``metrics.json`` under ``representation``
-            (:func:`~monai_remedis.evaluation.representation.stage_diagnostics`).
+            (:func:`~monai_remedis.evaluation.representation.stage_probe`).
     """
 
     def __init__(
@@ -143,7 +143,8 @@ class PretrainStage:
         result["backbone"] = str(backbone_path)
         if is_main_process():
             device = resolve_device(self.runtime.device)
-            result["representation"] = stage_diagnostics("stage 1", self.backbone, self.diagnostics, device)
+            probed = stage_probe("stage 1", self.backbone, self.diagnostics, device)
+            result["representation"] = None if probed is None else probed.scores
             atomic_torch_save(self.backbone.state_dict(), backbone_path)
             result["backbone_sha256"] = file_digest(backbone_path)  # lets the report tell this run's backbone
             atomic_write_json(result, run_dir / "metrics.json")

@@ -33,10 +33,7 @@ def init_backbone_health(inits: Mapping[str, str | Path | None]) -> dict[str, di
         :data:`HEALTH_KEYS` and :data:`WARNING_KEYS` the stage wrote (``stage``: ``"ssl"`` when the file holds
         the SSL stage's comparison with its init).
     """
-    records: dict[str, dict[str, Any]] = {}
-    for name, checkpoint in inits.items():
-        records[name] = _record(checkpoint)
-    return records
+    return {name: _record(checkpoint) for name, checkpoint in inits.items()}
 
 
 def _record(checkpoint: str | Path | None) -> dict[str, Any]:
