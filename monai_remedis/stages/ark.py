@@ -291,7 +291,12 @@ class ArkStage:
             if not d.val:
                 continue
             # every rank scores the whole validation set (no sharding): the AUC needs all of it
-            loader = DataLoader(Dataset(list(d.val), transform=d.load_transform), 256, collate_fn=collate_items)
+            loader = DataLoader(
+                Dataset(list(d.val), transform=d.load_transform),
+                batch_size=self.cfg.batch_size,
+                num_workers=self.cfg.num_workers,
+                collate_fn=collate_items,
+            )
             logits, labels = [], []
             for batch in loader:
                 logits.append(model(batch["image"].to(device), d.name)[1].float().cpu())

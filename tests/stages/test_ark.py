@@ -4,6 +4,7 @@ ordinary fine-tune stage loads."""
 from __future__ import annotations
 
 import json
+import multiprocessing.process
 from pathlib import Path
 
 import pytest
@@ -59,7 +60,13 @@ def _tiny_sources(tmp_path: Path) -> list[ArkDataset]:
     return [parser.get_parsed_content(key) for key in ("ark_breast", "ark_mias")]
 
 
-def test_ark_resumes_across_the_cycle_with_student_and_teacher(tmp_path: Path) -> None:
+def _no_worker_processes(*args: object, **kwargs: object) -> None:
+    raise AssertionError("num_workers is 0, yet a loader started a worker process")
+
+
+def test_ark_resumes_across_the_cycle_with_student_and_teacher(tmp_path: Path, monkeypatch) -> None:
+    # with the default num_workers=0, neither training nor validation loaders may fork workers
+    monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", _no_worker_processes)
     sources = _tiny_sources(tmp_path)
     options = {"batch_size": 8, "log_every": 0, "device": "cpu"}
     first = ArkStage(create_backbone("bit_resnet18", in_channels=1), sources, tmp_path, max_epochs=1, **options).run()
