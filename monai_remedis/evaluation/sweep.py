@@ -191,6 +191,13 @@ def uninformative_target(reduction: Mapping[str, Mapping[str, Any]] | None, base
     )
 
 
+SINGLE_SEED_CAVEAT = (
+    " One seed per fraction: these intervals cover the test images only, not the spread between training runs, so"
+    " they are not evidence that one init is better; run 3 or more `sweep_seeds` for that."
+)
+"""Appended to a paired finding made from a single seed (e.g. README's quick look, ``--sweep_seeds "[0]"``)."""
+
+
 def headline_lines(
     evaluations: Mapping[str, Mapping[str, Any]],
     reduction: Mapping[str, Mapping[str, Any]] | None,
@@ -251,5 +258,6 @@ def headline_lines(
             + f", significantly worse at {len(worse)}"
             + (f" ({', '.join(_pct(r['fraction']) for r in worse)})" if worse else "")
             + "."
+            + (SINGLE_SEED_CAVEAT if rows and min(r["n_seeds"] for r in rows) < 2 else "")
         )
     return lines

@@ -98,6 +98,15 @@ def test_headline_and_console_table_say_reached_and_not_reached() -> None:
     assert "label reduction remedis" in console and "not reached" in console
 
 
+@pytest.mark.parametrize("n_seeds", [1, 3])
+def test_a_paired_finding_from_one_seed_says_its_interval_ignores_run_to_run_spread(n_seeds: int) -> None:
+    """README's quick look runs one seed: its "significantly better" covers test-image sampling only."""
+    paired = [{"init": "remedis", "fraction": 0.01, "low": 0.002, "high": 0.013, "n_seeds": n_seeds}]
+    (line,) = headline_lines({}, None, paired, "baseline")
+    assert line.startswith("remedis vs baseline: significantly better (95% CI above 0) at 1 of 1 fractions (1%)")
+    assert ("One seed per fraction" in line) == (n_seeds == 1), line
+
+
 def test_a_factor_interval_that_includes_not_reached_says_so_in_every_output(tmp_path: Path) -> None:
     """Only one seed of remedis reaches the baseline's 100%-label AUC (at 10%): the lower bound is "not reached"
     (NaN in the statistics), and the console table, headline and report name it and its share, never "n/a"/"nan"."""
