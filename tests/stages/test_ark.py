@@ -64,7 +64,7 @@ def _no_worker_processes(*args: object, **kwargs: object) -> None:
     raise AssertionError("num_workers is 0, yet a loader started a worker process")
 
 
-def test_ark_resumes_across_the_cycle_with_student_and_teacher(tmp_path: Path, monkeypatch) -> None:
+def test_ark_resumes_across_the_cycle_with_student_and_teacher(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # with the default num_workers=0, neither training nor validation loaders may fork workers
     monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", _no_worker_processes)
     sources = _tiny_sources(tmp_path)
