@@ -258,6 +258,6 @@ def headline_lines(
             + f", significantly worse at {len(worse)}"
             + (f" ({', '.join(_pct(r['fraction']) for r in worse)})" if worse else "")
             + "."
-            + (SINGLE_SEED_CAVEAT if rows and min(r["n_seeds"] for r in rows) < 2 else "")
+            + (SINGLE_SEED_CAVEAT if min(r["n_seeds"] for r in rows) < 2 else "")
         )
     return lines
