@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +76,47 @@ def test_workers_start_after_monai_put_the_package_folder_on_sys_path(tmp_path: 
     monkeypatch.setattr(sys, "path", [sys.path[0], package, *sys.path[1:]])  # what ConfigWorkflow.run does
     runs = ProcessExecutor(workers=2).run(ToyRunner(RunStore(tmp_path)), PLAN.jobs())
     assert len(runs) == 8 and package not in sys.path
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, left to a container's PID 1 that may never reap it, counts as dead)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads process states from /proc")
+def test_workers_end_when_the_sweep_process_is_killed(tmp_path: Path) -> None:
+    """A scheduler that signals only the sweep's pid must not leave workers training and holding run locks."""
+    script = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})\n"
+        "from sweep_toy import ToyRunner\n"
+        "from monai_remedis.stages.evaluate import ProcessExecutor, RunStore, SweepPlan\n"
+        "plan = SweepPlan({'remedis': None, 'baseline': None}, [0.1, 1.0], [0, 1])\n"
+        f"ProcessExecutor(workers=2).run(ToyRunner(RunStore({str(tmp_path)!r}), sleep=600), plan.jobs())\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    workers: list[int] = []
+    try:
+        for _ in range(240):  # the spawned workers import torch first
+            workers = [int(p.name) for p in (tmp_path / "pids").glob("*")] if (tmp_path / "pids").is_dir() else []
+            if len(workers) == 2 or parent.poll() is not None:
+                break
+            time.sleep(0.5)
+        assert len(workers) == 2, "the two workers did not start"
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        for _ in range(120):
+            if not any(_alive(pid) for pid in workers):
+                break
+            time.sleep(0.5)
+        assert not any(_alive(pid) for pid in workers), "a worker outlived its sweep process"
+    finally:
+        parent.kill()
+        for pid in workers:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.mark.slow

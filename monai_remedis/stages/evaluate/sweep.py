@@ -16,7 +16,10 @@ import dataclasses
 import json
 import logging
 import multiprocessing
+import multiprocessing.connection
+import os
 import shutil
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -343,7 +346,9 @@ class ProcessExecutor:
     """Run the unfinished jobs in ``workers`` spawned processes, then read every result back from the store.
 
     Each process receives the runner once (pickled with its arguments) and takes jobs from a shared queue until
-    it is empty; it uses ``threads // workers`` torch threads. A failed worker raises ``RuntimeError`` here.
+    it is empty; it uses ``threads // workers`` torch threads. A failed worker raises ``RuntimeError`` here. A
+    worker ends when this process dies (a scheduler's SIGTERM or SIGKILL to its pid only), so no orphan keeps
+    training and holding its run folder's lock; its unfinished run is trained again on the next start.
 
     Args:
         workers: number of processes (1: sequential).
@@ -379,9 +384,23 @@ class ProcessExecutor:
 
 def _work(runner: Runner, queue: Any, threads: int) -> None:
     """Worker process: take jobs from ``queue`` until the ``None`` sentinel."""
+    _exit_with_parent()
     torch.set_num_threads(threads)
     for job in iter(queue.get, None):
         runner(job)
+
+
+def _exit_with_parent() -> None:
+    """End this spawned worker as soon as the process that started it dies (a watcher thread on its sentinel)."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)  # the parent is gone: nobody reads this worker's results any more
+
+    threading.Thread(target=watch, name="sweep-parent-watch", daemon=True).start()
 
 
 def summarise(
