@@ -3,6 +3,8 @@
 Each run is the bundle's own fine-tune stage (``python -m monai_remedis run <bundle> finetune``) with the sweep's
 pairing (label subset and training seed = the job's seed), so a setting chosen here is the one the sweep then runs.
 Only the training and validation splits are read: the test and OOD sets are left for the final report.
+``--dataset aptos`` (fundus) fine-tunes and validates on APTOS 2019's own training and validation split, the one
+``bench_results.py`` uses for the RetinaMNIST -> APTOS scenario (its test split is never read here).
 
     python benchmarks/select_finetune.py --bundle cxr \\
         --inits "remedis=runs/cxr/ssl/backbone.pt" "baseline=runs/cxr/pretrain/backbone.pt" \\
@@ -44,6 +46,14 @@ def settings_grid(overrides: list[str]) -> list[dict[str, str]]:
     return [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*grid.values())] or [{}]
 
 
+# Datalist overrides for ``--dataset``. The fundus overlay's APTOS split (``@aptos``) is the one
+# benchmarks/bench_results.py uses (aptos_splits' defaults).
+DATASET_OVERRIDES = {
+    "bundle": [],
+    "aptos": ["--overlay", "evaluate_aptos.yaml", "--datalist", "$@aptos"],
+}
+
+
 def run_one(args: argparse.Namespace, job: dict[str, Any]) -> dict[str, Any]:
     """Fine-tune one job in a subprocess (one thread) and return its best validation AUC."""
     tag = "_".join(f"{k}{v}" for k, v in job["setting"].items())
@@ -56,6 +66,7 @@ def run_one(args: argparse.Namespace, job: dict[str, Any]) -> dict[str, Any]:
             "--label_fraction", str(job["fraction"]), "--fraction_seed", str(job["seed"]), "--seed", str(job["seed"]),
             "--log_every", "0", "--finetune#export_model", "$None",
         ]  # fmt: skip
+        command += DATASET_OVERRIDES[args.dataset]
         for key, value in job["setting"].items():
             command += [f"--{key}", value]
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -76,6 +87,10 @@ def run_one(args: argparse.Namespace, job: dict[str, Any]) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", default="cxr")
+    parser.add_argument(
+        "--dataset", choices=sorted(DATASET_OVERRIDES), default="bundle",
+        help="whose train/val split: the bundle's own, or APTOS 2019's (fundus bundle; the bench's split)",
+    )  # fmt: skip
     parser.add_argument("--inits", nargs="+", required=True, help="name=backbone.pt")
     parser.add_argument("--fractions", nargs="+", type=float, default=[0.01, 0.1])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -99,7 +114,8 @@ def main() -> None:
         records = list(pool.map(lambda job: run_one(args, job), jobs))
 
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"bundle": args.bundle, "inits": inits, "runs": records}, indent=2))
+    summary = {"bundle": args.bundle, "dataset": args.dataset, "inits": inits, "runs": records}
+    Path(args.out).write_text(json.dumps(summary, indent=2))
     print("| setting | fraction | " + " | ".join(inits) + " | " + " - ".join(list(inits)[:2]) + " |")
     print("|---|---|" + "---|" * (len(inits) + 1))
     for setting, fraction in itertools.product(settings, args.fractions):
