@@ -27,9 +27,11 @@ backbone (no APTOS images in SSL) and, in the probe sweep, the RetinaMNIST-fine-
     python benchmarks/bench_results.py --out benchmarks/results/results.json
 
 Prints tables, writes JSON, and one full report per dataset and sweep (markdown + PNG) under ``--run-dir``.
-Finished stages and sweep runs are reused (``--fresh`` retrains), so an interrupted run resumes where it stopped;
-outputs sit under ``<run-dir>/<backbone>`` so runs of different backbones never mix. ``--pretrain-checkpoint``
-reuses a stage 1 trained by the same recipe, e.g. ``runs/cxr/pretrain/backbone.pt`` of README command 1.
+Finished stages and sweep runs are reused (``--fresh`` retrains), so an interrupted run resumes where it stopped:
+a sweep run while its fingerprint matches, a stage while the bundle settings it depends on and its budget match
+those recorded beside it (``bench_settings.json``); otherwise the script stops, naming what changed. Outputs sit
+under ``<run-dir>/<backbone>`` so runs of different backbones never mix. ``--pretrain-checkpoint`` reuses a
+stage 1 trained by the same recipe, e.g. ``runs/cxr/pretrain/backbone.pt`` of README command 1.
 """
 
 from __future__ import annotations
@@ -38,8 +40,10 @@ import argparse
 import json
 import os
 import platform
+import re
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +69,9 @@ from monai_remedis.stages import (
 )
 
 BUNDLES = PROJECT_ROOT / "bundles"
+SETTINGS_FILE = "bench_settings.json"  # beside a finished stage: the bundle settings and budget that made it
+SSL_ROOTS = ("ssl_transform", "load_transform", "ssl_view_transform", "eval_transform", "strategy_kwargs",
+             "ssl_optim", "backbone", "batch_size", "ssl_knn_images")  # fmt: skip
 FRACTIONS = (0.01, 0.02, 0.05, 0.1, 0.2, 1 / 3, 0.5, 1.0)
 FINETUNE_FRACTIONS = (0.01, 0.1, 1 / 3, 1.0)
 APTOS_FINETUNE_EPOCHS = 40
@@ -165,14 +172,17 @@ def stage1(args: argparse.Namespace, run_dir: Path, backbone: str) -> dict[str, 
         result["backbone"] = str(path)
         result["reused_from"] = str(path)
         load_backbone_weights(create_backbone(backbone, in_channels=3), path)  # the wrong architecture fails here
-    elif (run_dir / "pretrain" / "backbone.pt").is_file() and not args.fresh:
-        result = json.loads((run_dir / "pretrain" / "metrics.json").read_text())
     else:
         parser = bundle_parser("cxr", "pretrain", output_dir=str(run_dir), backbone=backbone, limit=args.limit)
         if args.pretrain_epochs:
             parser["pretrain_epochs"] = args.pretrain_epochs
         parser["log_every"] = 0
-        result = parser.get_parsed_content("pretrain").run()
+        settings = stage_settings(parser, ["pretrain"], limit=args.limit)
+        if reusable(run_dir / "pretrain", settings, args.fresh):
+            result = json.loads((run_dir / "pretrain" / "metrics.json").read_text())
+        else:
+            result = parser.get_parsed_content("pretrain").run()
+            record_settings(run_dir / "pretrain", settings)
     # selected on that test set (an optimistic estimate); absent when a reused checkpoint has no metrics
     result["cifar_test_accuracy"] = result.get("val_accuracy")
     return result
@@ -182,9 +192,11 @@ def stage2(
     args: argparse.Namespace, cfg: ConfigParser, spec: dict[str, Any], splits: dict, out: Path, init: str
 ) -> str:
     """The bundle's SimCLR stage on the unlabelled training images (labels are read only by its diagnostics)."""
-    if (out / "backbone.pt").is_file() and not args.fresh:
-        return str(out / "backbone.pt")
     train = splits["train"]
+    epochs = args.ssl_epochs or spec["ssl_epochs"]
+    settings = stage_settings(cfg, SSL_ROOTS, ssl_epochs=epochs, init=init, train_items=len(train))
+    if reusable(out, settings, args.fresh):
+        return str(out / "backbone.pt")
     eval_transform = cfg.get_parsed_content("eval_transform")
     result = SSLStage(
         train,
@@ -197,13 +209,48 @@ def stage2(
         load_transform=cfg.get_parsed_content("load_transform"),
         view_transform=cfg.get_parsed_content("ssl_view_transform"),
         optim=cfg.get_parsed_content("ssl_optim").replace(
-            max_epochs=args.ssl_epochs or spec["ssl_epochs"], batch_size=min(cfg["batch_size"], len(train))
+            max_epochs=epochs, batch_size=min(cfg["batch_size"], len(train))
         ),
         diagnostics={"train": train, "val": splits["val"], "transform": eval_transform},
         knn_max_items=cfg["ssl_knn_images"],
         runtime=RuntimeConfig(log_every=0),
     ).run()
+    record_settings(out, settings)
     return result["backbone"]
+
+
+def stage_settings(cfg: ConfigParser, roots: Sequence[str], **budget: Any) -> dict[str, Any]:
+    """The raw bundle keys that ``roots`` reference, transitively (``@key`` in any string), plus ``budget``."""
+    keys, todo = set(), list(roots)
+    while todo:
+        key = todo.pop()
+        if key in keys or key not in cfg.config:
+            continue
+        keys.add(key)
+        todo += [ref.split("#")[0] for ref in re.findall(r"@([A-Za-z_][\w#]*)", json.dumps(cfg.config[key]))]
+    settings = {f"bundle.{k}": cfg.config[k] for k in sorted(keys)}
+    return json.loads(json.dumps({**settings, **budget}, default=str))
+
+
+def reusable(out: Path, settings: dict[str, Any], fresh: bool) -> bool:
+    """Whether ``out`` holds a finished stage made with ``settings``; one made otherwise (or without a record of
+    its settings) stops the benchmark naming what changed, so a bundle edit never reuses an outdated stage."""
+    if fresh or not (out / "backbone.pt").is_file():
+        return False
+    path = out / SETTINGS_FILE
+    stored = json.loads(path.read_text()) if path.is_file() else None
+    if stored == settings:
+        return True
+    changed = sorted(k for k in settings.keys() | stored.keys() if stored.get(k) != settings.get(k)) if stored else []
+    raise SystemExit(
+        f"{out} holds a finished stage made with other settings ({', '.join(changed) or 'no ' + SETTINGS_FILE}): "
+        "pass --fresh to retrain it, or give another --run-dir."
+    )
+
+
+def record_settings(out: Path, settings: dict[str, Any]) -> None:
+    """Write ``settings`` beside a finished stage (read back by :func:`reusable`)."""
+    (out / SETTINGS_FILE).write_text(json.dumps(settings, indent=2))
 
 
 def _common(args: argparse.Namespace, cfg: ConfigParser, spec: dict[str, Any], num_classes: int) -> dict[str, Any]:

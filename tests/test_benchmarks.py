@@ -1,5 +1,5 @@
-"""The benchmarks' summaries: median with min and max, paired peer ratios, scaling rows, and the lightly peer
-computing the same SimCLR loss as ours (no timing is asserted)."""
+"""The benchmarks' summaries: median with min and max, paired peer ratios, scaling rows, the lightly peer
+computing the same SimCLR loss as ours (no timing is asserted), and the results benchmark's stage reuse."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from monai.bundle import ConfigParser
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+import bench_results  # noqa: E402
 import bench_ssl  # noqa: E402
 import bench_throughput  # noqa: E402
 import select_finetune  # noqa: E402
@@ -90,3 +92,22 @@ def test_fine_tune_settings_are_every_combination_of_the_compared_values() -> No
     assert select_finetune.settings_grid([]) == [{}]
     with pytest.raises(SystemExit, match="expected name=value, got 'seed'"):
         select_finetune.settings_grid(["seed"])
+
+
+def test_results_benchmark_reuses_a_finished_stage_only_with_the_bundle_settings_that_made_it(tmp_path: Path) -> None:
+    raw = {"ssl": {"views": "@views", "lr": 0.001}, "views": ["$@colour * 2"], "colour": 0.1, "finetune_lr": 0.01}
+    settings = bench_results.stage_settings(ConfigParser(raw), ["ssl"], ssl_epochs=35)
+    assert settings == {"bundle.colour": 0.1, "bundle.ssl": raw["ssl"], "bundle.views": raw["views"], "ssl_epochs": 35}
+    assert not bench_results.reusable(tmp_path, settings, fresh=False)  # nothing finished yet
+    (tmp_path / "backbone.pt").touch()
+    with pytest.raises(SystemExit, match="no bench_settings.json"):  # made elsewhere: provenance unknown
+        bench_results.reusable(tmp_path, settings, fresh=False)
+    bench_results.record_settings(tmp_path, settings)
+    assert bench_results.reusable(tmp_path, settings, fresh=False)
+    assert bench_results.reusable(tmp_path, {**settings}, fresh=False)
+    changed = bench_results.stage_settings(ConfigParser({**raw, "colour": 0.2}), ["ssl"], ssl_epochs=35)
+    with pytest.raises(SystemExit, match=r"other settings \(bundle.colour\): pass --fresh"):
+        bench_results.reusable(tmp_path, changed, fresh=False)
+    assert not bench_results.reusable(tmp_path, changed, fresh=True)
+    unrelated = bench_results.stage_settings(ConfigParser({**raw, "finetune_lr": 0.1}), ["ssl"], ssl_epochs=35)
+    assert bench_results.reusable(tmp_path, unrelated, fresh=False)
