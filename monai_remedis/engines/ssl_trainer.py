@@ -122,8 +122,10 @@ class CollapseMonitor:
     (and ``projector_*``) into ``engine.state.metrics``, hence into ``history.json``. Rank 0 logs one warning the
     first time :func:`~monai_remedis.ssl.collapse.collapse_verdict` finds the backbone worse than at step 0 (or the
     projector output completely collapsed: a projector that loses rank while the backbone keeps it is common and
-    harmless, Jing et al. 2022), so an anisotropy inherited from the init is never called collapse. Only the
-    contract's ``encoder`` is required; third-party strategies need no extra keys. On resume the reference is the
+    harmless, Jing et al. 2022), so an anisotropy inherited from the init is never called collapse. A collapse
+    that later epochs undo is logged as recovered and moves from ``warning`` (what still holds at the end, for
+    ``metrics.json`` and the report) to ``recovered``: a transient dip is not reported as the run's outcome. Only
+    the contract's ``encoder`` is required; third-party strategies need no extra keys. On resume the reference is the
     resumed state.
 
     Args:
@@ -134,7 +136,8 @@ class CollapseMonitor:
         self.num_probe = num_probe
         self.probe: torch.Tensor | None = None
         self.reference: dict[str, dict[str, float]] = {}
-        self.warning: str | None = None  # the one warning logged, for the stage's metrics.json and the report
+        self.warning: str | None = None  # a collapse that still holds, for the stage's metrics.json and the report
+        self.recovered: str | None = None  # a collapse that later epochs undid
 
     def attach(self, engine: SSLTrainer) -> None:
         """Reference at ``STARTED``, measurement and check at every ``EPOCH_COMPLETED``."""
@@ -187,6 +190,7 @@ class CollapseMonitor:
         if self.probe is None:
             return
         states = self.measure(engine)
+        verdicts: dict[str, str | None] = {}
         for part, state in states.items():
             reference = self.reference.get(part)
             engine.state.metrics[f"{part}_erank"] = state["erank"]
@@ -196,17 +200,34 @@ class CollapseMonitor:
             verdict = collapse_verdict(state, reference)
             if part == "projector" and verdict and not verdict.startswith("complete"):
                 verdict = None  # a lower-rank projector output is common and benign (the backbone keeps the rank)
-            if verdict and self.warning is None:
-                self.warning = (
-                    f"SSL collapse detected after epoch {engine.state.epoch} in the {part} features of "
-                    f"{self.probe.shape[0]} probe images: {verdict}"
+            verdicts[part] = verdict
+        self._update_warning(engine.state.epoch, verdicts, states)
+
+    def _update_warning(self, epoch: int, verdicts: dict[str, str | None], states: dict[str, dict[str, float]]) -> None:
+        """Warn once when a part collapses; when every part has recovered, log it and keep it as ``recovered``."""
+        collapsed = [(part, verdict) for part, verdict in verdicts.items() if verdict]
+        main = idist.get_rank() == 0
+        if collapsed and self.warning is None:
+            part, verdict = collapsed[0]
+            self.warning = (
+                f"SSL collapse detected after epoch {epoch} in the {part} features of {self.probe.shape[0]} probe "
+                f"images: {verdict}"
+            )
+            if main:
+                logger.warning(
+                    "%s. Try a lower learning rate, a higher temperature or LARS with adapted norm/bias parameters; "
+                    "a recovery is reported.",
+                    self.warning,
                 )
-                if idist.get_rank() == 0:
-                    logger.warning(
-                        "%s. Try a lower learning rate, a higher temperature or LARS with adapted norm/bias "
-                        "parameters; later epochs are not reported again.",
-                        self.warning,
-                    )
+        elif not collapsed and self.warning is not None:
+            erank, step0 = states["backbone"]["erank"], self.reference["backbone"]["erank"]
+            self.recovered = (
+                f"{self.warning}; recovered by epoch {epoch} (backbone standardised effective rank {erank:.1f}, "
+                f"{erank / step0:.2f}x its step-0 value)"
+            )
+            self.warning = None
+            if main:
+                logger.info("%s.", self.recovered)
 
 
 def _global_scalars(out: dict[str, Any]) -> dict[str, float]:

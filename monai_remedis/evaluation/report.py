@@ -147,7 +147,8 @@ def _backbones_section(backbones: Mapping[str, Mapping[str, Any]]) -> list[str]:
         "As the stage that made each backbone scored it on validation data (a linear probe on standardised frozen "
         "features; test data unused). For an SSL backbone, the change of that probe's AUC from its init on the same "
         "images, with a paired bootstrap 95% CI; SSL warns when the whole interval is below 0 or its collapse monitor "
-        "saw the backbone collapse against step 0.",
+        "saw the backbone collapse against step 0 and still collapsed at the end (a dip that later epochs undid is "
+        "shown as transient).",
         "",
         "| init | probe validation AUC | standardised effective rank | SSL change in probe AUC (95% CI) "
         "| SSL warnings |",
@@ -163,6 +164,8 @@ def _backbones_section(backbones: Mapping[str, Mapping[str, Any]]) -> list[str]:
         shift = f"{change['change']:+.4f} ({change['ci_low']:+.4f} to {change['ci_high']:+.4f})" if change else "n/a"
         warnings = _ssl_warnings(record)
         said = "; ".join(warnings) if warnings else ("none" if record.get("stage") == "ssl" else "n/a")
+        if record.get("collapse_recovered"):
+            said += f"; transient, not counted: {record['collapse_recovered']}"
         lines.append(
             f"| {init} | {_fmt(rep.get('probe_val_auc', nan), 4)} | {_fmt(rep.get('feature_erank', nan), 1)} | {shift} "
             f"| {said} |"

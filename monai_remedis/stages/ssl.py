@@ -280,6 +280,7 @@ class SSLStage:
                 "backbone_sha256": file_digest(backbone_path),  # lets the report tell this run's backbone
                 "representation": None if final is None else final.scores,
                 "collapse_warning": getattr(monitor, "warning", None),
+                "collapse_recovered": getattr(monitor, "recovered", None),
             }
             if init is not None and final is not None:
                 record["representation_init"] = init.scores

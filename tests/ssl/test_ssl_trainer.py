@@ -76,6 +76,34 @@ def test_collapse_caused_by_ssl_is_warned_once(caplog: pytest.LogCaptureFixture)
     assert trainer.state.metrics["backbone_spread"] < 1e-5 < trainer.state.metrics["backbone_erank_step0"]
 
 
+class _TransientCollapse(SimCLR):
+    """One point during epoch 1 (steps 1-2), the original weights again from epoch 2 on."""
+
+    def after_step(self, progress: float) -> None:
+        self.steps = getattr(self, "steps", 0) + 1
+        weight = self.backbone.net[-1].weight
+        if self.steps == 1:
+            self.saved = weight.detach().clone()
+            weight.zero_()
+        elif self.steps == 3:
+            weight.copy_(self.saved)
+
+
+def test_a_collapse_that_later_epochs_undo_is_reported_as_recovered(caplog: pytest.LogCaptureFixture) -> None:
+    """The warning is logged when it happens, but the run's outcome (``warning``, read into metrics.json and the
+    report) is the state at the end: recovered, with the epoch and the backbone's rank."""
+    torch.manual_seed(0)
+    strategy = _TransientCollapse(TinyBackbone(), hidden_dim=16, projection_dim=8)
+    with caplog.at_level(logging.INFO, logger="monai_remedis"):
+        trainer = _train(strategy, epochs=3)
+    messages = _collapse_warnings(caplog)
+    assert len(messages) == 2 and "after epoch 1 in the backbone features" in messages[0], messages
+    assert "recovered by epoch 2" in messages[1]
+    monitor = trainer.collapse_monitor
+    assert monitor.warning is None and "recovered by epoch 2" in monitor.recovered
+    assert "complete collapse" in monitor.recovered
+
+
 def test_inherited_collapse_is_not_blamed_on_ssl(caplog: pytest.LogCaptureFixture) -> None:
     """An init that is already one point: the monitor says so once at the start and never calls it SSL collapse."""
     torch.manual_seed(0)

@@ -75,6 +75,8 @@ def test_report_shows_each_init_backbone_and_the_ssl_warnings(tmp_path: Path, ca
     health = init_backbone_health({"remedis": stage_output(tmp_path / "ssl", ssl=True), "scratch": None})
     # an SSL run on unlabelled data: no probe, and no warning to show
     health["unlabelled"] = {"checkpoint": "u.pt", "stage": "ssl", "representation": None, "collapse_warning": None}
+    recovered = "SSL collapse detected after epoch 3 in the backbone features: ...; recovered by epoch 9"
+    health["dipped"] = {**health["unlabelled"], "collapse_recovered": recovered}  # a transient dip is no warning
     plan = SweepPlan({"remedis": None, "baseline": None}, [0.1, 1.0], [0, 1])
     runs = SequentialExecutor().run(ToyRunner(RunStore(tmp_path / "sweep")), plan.jobs())
     sweep = summarise(runs, plan, [{"label": int(y)} for y in LABELS], "baseline", paired_n_boot=20)
@@ -86,6 +88,7 @@ def test_report_shows_each_init_backbone_and_the_ssl_warnings(tmp_path: Path, ca
     assert f"| remedis | 0.7900 | 4.2 | -0.1900 (-0.2300 to -0.1500) | {DROP} |" in report
     assert "| scratch | not shown: random init |" in report
     assert "| unlabelled | n/a | n/a | n/a | none |" in report
+    assert f"| dipped | n/a | n/a | n/a | none; transient, not counted: {recovered} |" in report
     findings = report[report.index("## Key findings") : report.index("## Data-efficiency sweep")]
     assert f"- **Warning** (remedis init): {DROP}." in findings and findings.count("**Warning**") == 1
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["backbones"]["remedis"]["stage"] == "ssl"

@@ -133,6 +133,7 @@ def test_ssl_that_worsens_the_probe_is_warned_and_recorded(
     else:
         assert change["change"] == 0.0 and change["probe_val_auc_before"] > 0.7
         assert warnings == [] and metrics["representation_warning"] is None and metrics["collapse_warning"] is None
+        assert metrics["collapse_recovered"] is None
 
 
 def test_the_init_probe_leaves_training_unchanged(cxr_config, tmp_path: Path) -> None:

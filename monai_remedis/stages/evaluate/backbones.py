@@ -17,7 +17,7 @@ from typing import Any
 
 from monai_remedis.engines.fingerprint import file_digest
 
-HEALTH_KEYS = ("representation", "representation_init", "representation_change")
+HEALTH_KEYS = ("representation", "representation_init", "representation_change", "collapse_recovered")
 WARNING_KEYS = ("collapse_warning", "representation_warning")
 
 
