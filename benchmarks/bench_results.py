@@ -227,7 +227,8 @@ def stage_settings(cfg: ConfigParser, roots: Sequence[str], **budget: Any) -> di
         if key in keys or key not in cfg.config:
             continue
         keys.add(key)
-        todo += [ref.split("#")[0] for ref in re.findall(r"@([A-Za-z_][\w#]*)", json.dumps(cfg.config[key]))]
+        text = json.dumps(cfg.config[key], default=str)
+        todo += [ref.split("#")[0] for ref in re.findall(r"@([A-Za-z_][\w#]*)", text)]
     settings = {f"bundle.{k}": cfg.config[k] for k in sorted(keys)}
     return json.loads(json.dumps({**settings, **budget}, default=str))
 
