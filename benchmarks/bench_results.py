@@ -40,7 +40,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -49,6 +48,8 @@ from typing import Any
 
 import torch
 from monai.bundle import ConfigParser
+from monai.bundle.reference_resolver import ReferenceResolver
+from monai.bundle.utils import ID_SEP_KEY
 
 from monai_remedis.apps.aptos import aptos_datalist, aptos_splits
 from monai_remedis.backbones import create_backbone
@@ -56,6 +57,7 @@ from monai_remedis.backbones.weights import load_backbone_weights
 from monai_remedis.configs import bundle_parser
 from monai_remedis.data.builders import checked_splits, npz_splits
 from monai_remedis.data.paths import PROJECT_ROOT, data_path
+from monai_remedis.engines.runtime import atomic_write_json
 from monai_remedis.evaluation.sweep import factor_interval
 from monai_remedis.stages import (
     EvaluateStage,
@@ -220,15 +222,14 @@ def stage2(
 
 
 def stage_settings(cfg: ConfigParser, roots: Sequence[str], **budget: Any) -> dict[str, Any]:
-    """The raw bundle keys that ``roots`` reference, transitively (``@key`` in any string), plus ``budget``."""
+    """The raw bundle keys that ``roots`` reference, transitively (MONAI's ``@`` references), plus ``budget``."""
     keys, todo = set(), list(roots)
     while todo:
         key = todo.pop()
         if key in keys or key not in cfg.config:
             continue
         keys.add(key)
-        text = json.dumps(cfg.config[key], default=str)
-        todo += [ref.split("#")[0] for ref in re.findall(r"@([A-Za-z_][\w#]*)", text)]
+        todo += [ref.split(ID_SEP_KEY)[0] for ref in ReferenceResolver.find_refs_in_config(cfg.config[key], key)]
     settings = {f"bundle.{k}": cfg.config[k] for k in sorted(keys)}
     return json.loads(json.dumps({**settings, **budget}, default=str))
 
@@ -251,7 +252,7 @@ def reusable(out: Path, settings: dict[str, Any], fresh: bool) -> bool:
 
 def record_settings(out: Path, settings: dict[str, Any]) -> None:
     """Write ``settings`` beside a finished stage (read back by :func:`reusable`)."""
-    (out / SETTINGS_FILE).write_text(json.dumps(settings, indent=2))
+    atomic_write_json(settings, out / SETTINGS_FILE)
 
 
 def _common(args: argparse.Namespace, cfg: ConfigParser, spec: dict[str, Any], num_classes: int) -> dict[str, Any]:
