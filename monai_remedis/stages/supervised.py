@@ -174,7 +174,15 @@ def build_classifier_engines(
         if optim.patience > 0:
             stopper = EarlyStopping(optim.patience, lambda engine: float(engine.state.metrics["val_auc"]), trainer)
             evaluator.add_event_handler(Events.COMPLETED, stopper)
-    state = {"model": model, "to_save": to_save, "scheduler": scheduler, "best": best, "path": classifier_path}
+    state = {
+        "model": model,
+        "to_save": to_save,
+        "scheduler": scheduler,
+        "best": best,
+        "path": classifier_path,
+        # LP-FT: the probe head makes the untrained model a real candidate, so it is validated before the first step
+        "validate_at_start": evaluator is not None and optim.head_init == "probe",
+    }
     return StageEngines(trainer, evaluator, list(train_handlers), list(val_handlers), state)
 
 
@@ -183,7 +191,9 @@ def run_classifier_engines(engines: StageEngines, run_dir: Path, runtime: Runtim
 
     The best validation AUC is kept by Ignite's ``Checkpoint(score_function=...)`` as ``run_dir/classifier.pt``
     (written atomically; its record of the best score is part of the resumable checkpoints, so a resumed run only
-    replaces the file with a better model). Without a validation set the last epoch is exported. Also writes
+    replaces the file with a better model). With a probe head (LP-FT) the model is also validated before its first
+    step, so the probe itself is a candidate (``best_epoch`` 0) when no fine-tuned state beats it on validation.
+    Without a validation set the last epoch is exported. Also writes
     ``run_dir/history.json``, the resumable checkpoints and TensorBoard events (``runtime.tensorboard``).
 
     Returns:
@@ -203,6 +213,9 @@ def run_classifier_engines(engines: StageEngines, run_dir: Path, runtime: Runtim
         history=history,
         tensorboard=runtime.tensorboard,
     )
+    if engines.state.get("validate_at_start"):
+        # after the resume loader (also on STARTED): a resumed run has steps behind it and is not validated again
+        trainer.add_event_handler(Events.STARTED, _validate_before_first_step, engines.evaluator)
     attach_extra_handlers(engines)
     changed = with_artifacts(engines.train_handlers, [run_dir / "history.json"])
     try:
@@ -226,6 +239,12 @@ def run_classifier_engines(engines: StageEngines, run_dir: Path, runtime: Runtim
                 trainer.state.epoch,
             )
     return {"classifier": str(classifier_path), "epochs": trainer.state.epoch, **result}
+
+
+def _validate_before_first_step(trainer: Any, evaluator: SupervisedEvaluator) -> None:
+    """Validate the model as it starts (epoch 0), so checkpoint selection and early stopping count it."""
+    if trainer.state.iteration == 0:
+        evaluator.run()
 
 
 def best_model_saver(model: nn.Module, path: Path, trainer: Any, metric: str = "val_auc") -> Checkpoint:

@@ -141,6 +141,47 @@ def test_probe_head_init_sees_only_the_labelled_subset(cxr_config, tmp_path: Pat
     assert metrics["head_init"] == "probe" and 0.0 < metrics["probe_val_auc"] <= 1.0
 
 
+def test_an_lpft_run_keeps_its_probe_when_fine_tuning_only_makes_it_worse(
+    cxr_config, tmp_path: Path, monkeypatch
+) -> None:
+    """With a probe head the untrained model is validated before the first step: when every update ruins the
+    features (here the backbone is zeroed after each step), the exported classifier is the probe itself."""
+    cfg = cxr_config(limit=128)
+    real = supervised.attach_training_handlers
+
+    def ruin_each_step(trainer, run_dir, to_save, *args, **kwargs):
+        network = to_save["network"]
+        trainer.add_event_handler(
+            Events.ITERATION_COMPLETED, lambda _: [p.data.zero_() for p in network.backbone.parameters()]
+        )
+        return real(trainer, run_dir, to_save, *args, **kwargs)
+
+    monkeypatch.setattr(supervised, "attach_training_handlers", ruin_each_step)
+
+    def run(head_init: str) -> dict:
+        torch.manual_seed(0)
+        return FinetuneStage(
+            create_backbone("bit_resnet18", in_channels=1),
+            2,
+            cfg.get_parsed_content("datalist#train"),
+            cfg.get_parsed_content("train_transform"),
+            tmp_path / head_init,
+            val_datalist=cfg.get_parsed_content("datalist#val"),
+            val_transform=cfg.get_parsed_content("eval_transform"),
+            label_fraction=0.5,
+            optim=OptimConfig(max_epochs=2, batch_size=16, optimizer="adamw", learning_rate=3e-4, head_init=head_init),
+            runtime=RuntimeConfig(log_every=0),
+        ).run()
+
+    lpft = run("probe")
+    assert lpft["best_epoch"] == 0
+    assert lpft["probe_val_auc"] > 0.6 and lpft["best_val_auc"] == pytest.approx(lpft["probe_val_auc"], abs=1e-6)
+    exported = torch.load(lpft["classifier"], weights_only=True)
+    assert any(v.abs().sum() > 0 for k, v in exported.items() if k.startswith("backbone.") and v.is_floating_point())
+    zero = run("zero")  # a zero head is at chance before its first step: nothing to validate there
+    assert zero["best_epoch"] >= 1 and zero["best_val_auc"] == pytest.approx(0.5)
+
+
 @pytest.mark.parametrize("cache_decoded", [True, False])
 def test_the_same_finetune_twice_gives_the_same_weights(cxr_config, tmp_path: Path, cache_decoded: bool) -> None:
     """Run-to-run stability: the stage seeds itself and its augmentations, so the same settings give bit-identical
