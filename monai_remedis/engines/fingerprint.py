@@ -16,19 +16,22 @@ Policy (``on_stale``; default from the environment variable ``MONAI_REMEDIS_ON_S
 * A directory holding another stage's fingerprint is always refused.
 
 A different code version alone is a warning: resuming across a bug-fix release is usual, and the version is still
-recorded. Transforms are identified by the bundle configuration that built them, which the fingerprint does not see;
-change ``output_dir`` when you change the image pipeline.
+recorded. Transforms are identified by what they do (:func:`transform_digest`: their output on the first items of
+their datalist, random draws fixed), so changing an augmentation, image size or intensity window in the bundle makes
+a run's outputs stale too.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
 import os
+import random
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -36,6 +39,7 @@ from typing import Any
 import ignite.distributed as idist
 import numpy as np
 import torch
+from monai.transforms import Randomizable
 
 from monai_remedis.engines.resume import CHECKPOINT_DIR, lock_run_dir, remove_orphaned_temp_files, unlock_run_dir
 
@@ -48,6 +52,7 @@ __all__ = [
     "make_fingerprint",
     "record_fingerprint",
     "release_run_dir",
+    "transform_digest",
 ]
 
 logger = logging.getLogger("monai_remedis")
@@ -135,6 +140,64 @@ def datalist_digest(items: Sequence[Mapping[str, Any]] | None) -> str | None:
     return f"{len(items)} items, sha256 {digest.hexdigest()[:16]}"
 
 
+TRANSFORM_PROBE_ITEMS = 2
+"""How many items :func:`transform_digest` transforms."""
+
+
+def transform_digest(
+    transform: Callable | None, items: Sequence[Mapping[str, Any]] | None, n_items: int = TRANSFORM_PROBE_ITEMS
+) -> str | None:
+    """Digest of what ``transform`` makes of the first ``n_items`` of ``items``, its random draws fixed.
+
+    Identifies an image pipeline by its output rather than by the configuration that built it, so any change of
+    size, intensity window or augmentation strength changes the digest, whichever entry point built the transform.
+    A deep copy is seeded and applied to deep copies of the items, under saved and restored Python, NumPy and torch
+    generators: computing a digest never moves the random stream of the run itself.
+
+    Returns:
+        a short hex digest; None without a transform or items; a description when the transform cannot be copied
+        (identified by its type alone) or fails on the items (the stage then reports the failure itself).
+    """
+    if transform is None or not items:
+        return None
+    try:
+        probe = copy.deepcopy(transform)
+        inputs = [copy.deepcopy(dict(item)) for item in list(items)[:n_items]]
+    except Exception as error:  # noqa: BLE001 - e.g. a lock inside a custom transform
+        return f"{type(transform).__qualname__} (not copyable: {type(error).__name__})"
+    if isinstance(probe, Randomizable):
+        probe.set_random_state(seed=0)
+    digest = hashlib.sha256()
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        try:
+            random.seed(0)
+            np.random.seed(0)
+            torch.manual_seed(0)
+            for item in inputs:
+                _update_arrays(digest, probe(item))
+        except Exception as error:  # noqa: BLE001 - the stage's own loading reports a broken item or transform
+            return f"{type(transform).__qualname__} (failed: {type(error).__name__})"
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+    return digest.hexdigest()[:16]
+
+
+def _update_arrays(digest: Any, value: Any) -> None:
+    """Hash the arrays in a transform's output (metadata, paths and trace records left out)."""
+    if isinstance(value, (np.ndarray, torch.Tensor)):
+        _update(digest, value)
+    elif isinstance(value, Mapping):
+        for key in sorted(value, key=str):
+            if isinstance(value[key], (np.ndarray, torch.Tensor, Mapping, list, tuple)):
+                digest.update(str(key).encode() + b":")
+                _update_arrays(digest, value[key])
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _update_arrays(digest, v)
+
+
 @lru_cache(maxsize=1)
 def code_version() -> str:
     """``monai_remedis.__version__`` plus the git commit of the source tree when it is a checkout."""
@@ -164,8 +227,10 @@ def make_fingerprint(
     config: Mapping[str, Any],
     inputs: Mapping[str, str | Path | None] | None = None,
     data: Mapping[str, Sequence[Mapping[str, Any]] | None] | None = None,
+    transforms: Mapping[str, tuple[Callable | None, Sequence[Mapping[str, Any]] | None]] | None = None,
 ) -> dict[str, Any]:
-    """What produces a run: stage, config (without :data:`VOLATILE_KEYS`), input file hashes, datalist digests."""
+    """What produces a run: stage, config (without :data:`VOLATILE_KEYS`), input file hashes, datalist digests
+    and, for each ``name: (transform, items)`` of ``transforms``, the transform's :func:`transform_digest`."""
     return {
         "stage": stage,
         "config": _jsonable({k: v for k, v in config.items() if k not in VOLATILE_KEYS}),
@@ -173,6 +238,7 @@ def make_fingerprint(
             name: {"path": str(p) if p else None, "sha256": file_digest(p)} for name, p in (inputs or {}).items()
         },
         "data": {name: datalist_digest(items) for name, items in (data or {}).items()},
+        "transforms": {name: transform_digest(t, items) for name, (t, items) in (transforms or {}).items()},
         "code_version": code_version(),
     }
 
@@ -180,7 +246,7 @@ def make_fingerprint(
 def fingerprint_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """Human-readable differences between two fingerprints (code version excluded)."""
     changes = []
-    for section in ("stage", "config", "inputs", "data"):
+    for section in ("stage", "config", "inputs", "data", "transforms"):
         a, b = old.get(section), new.get(section)
         if isinstance(a, Mapping) and isinstance(b, Mapping):
             for key in sorted(set(a) | set(b), key=str):

@@ -133,6 +133,7 @@ class FinetuneStage:
             self._fingerprint_config(model),
             {"init_weights": self.init_weights},
             {"train": subset, "val": self.val_datalist},
+            {"train": (self.train_transform, subset), "val": (self.val_transform, self.val_datalist)},
         )
         runtime = replace(self.runtime, resume=claim_run_dir(run_dir, fingerprint, self.runtime.resume))
         logger.info(

@@ -124,7 +124,12 @@ class PretrainStage:
         }
         science = {**config, "runtime": fingerprint_runtime(self.runtime)}
         data = {"train": self.train_datalist, "val": self.val_datalist} if not self.weights else {}
-        fingerprint = make_fingerprint("pretrain", science, {"weights": self.weights}, data)
+        transforms = (
+            {"train": (self.train_transform, self.train_datalist), "val": (self.val_transform, self.val_datalist)}
+            if not self.weights
+            else {}
+        )
+        fingerprint = make_fingerprint("pretrain", science, {"weights": self.weights}, data, transforms)
         runtime = replace(self.runtime, resume=claim_run_dir(run_dir, fingerprint, self.runtime.resume))
         result: dict[str, Any] = {"run_dir": str(run_dir)}
         if self.weights:

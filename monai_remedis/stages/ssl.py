@@ -233,7 +233,13 @@ class SSLStage:
         trainer, state = engines.trainer, engines.state
         run_dir, device, strategy = state["run_dir"], state["device"], state["strategy"]
         science = {**self._config(), "runtime": fingerprint_runtime(self.runtime)}
-        fingerprint = make_fingerprint("ssl", science, {"init_weights": self.init_weights}, {"train": self.datalist})
+        fingerprint = make_fingerprint(
+            "ssl",
+            science,
+            {"init_weights": self.init_weights},
+            {"train": self.datalist},
+            {"views": (self.transform, self.datalist)},
+        )
         resume = claim_run_dir(run_dir, fingerprint, self.runtime.resume)  # refuses another run's checkpoints
         runtime = replace(self.runtime, resume=resume)
         history_path = run_dir / "history.json"

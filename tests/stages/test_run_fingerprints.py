@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from ignite.engine import Events
-from monai.transforms import Compose, EnsureTyped, ScaleIntensityRanged
+from monai.transforms import Compose, EnsureTyped, RandFlipd, ScaleIntensityRanged
 
 import monai_remedis.stages.supervised as supervised
 from monai_remedis.backbones import create_backbone
@@ -27,11 +27,12 @@ from monai_remedis.stages import (
 )
 
 
-def _transform() -> Compose:
+def _transform(*augment) -> Compose:
     return Compose(
         [
             EnsureImaged(keys="image"),
             ScaleIntensityRanged("image", 0, 255, 0.0, 1.0, clip=True),
+            *augment,
             EnsureTyped(keys="image", track_meta=False),
         ]
     )
@@ -53,7 +54,7 @@ def _save_backbone(path: Path, seed: int) -> Path:
     return path
 
 
-def _sweep(out: Path, breast: dict, weights: Path, **optim) -> EvaluateStage:
+def _sweep(out: Path, breast: dict, weights: Path, train_transform: Compose | None = None, **optim) -> EvaluateStage:
     return EvaluateStage(
         model=ModelSpec("bit_resnet18", in_channels=1, num_classes=2),
         output_dir=out,
@@ -67,7 +68,7 @@ def _sweep(out: Path, breast: dict, weights: Path, **optim) -> EvaluateStage:
             mode="finetune",
             optim=OptimConfig(**{"max_epochs": 1, "batch_size": 8, **optim}),
         ),
-        sweep_data=SweepData(train=breast["train"], val=breast["val"], train_transform=_transform()),
+        sweep_data=SweepData(train=breast["train"], val=breast["val"], train_transform=train_transform or _transform()),
         report=ReportConfig(n_boot=0, console=False),
         runtime=RuntimeConfig(device="cpu", log_every=0),
     )
@@ -100,12 +101,23 @@ def test_sweep_reruns_when_options_change(tmp_path: Path, breast) -> None:
         _sweep(tmp_path / "eval", breast, weights, learning_rate=0.5).run()
 
 
-def _finetune(out: Path, items: list[dict], breast: dict, max_epochs: int, resume: bool = False) -> FinetuneStage:
+def test_sweep_reruns_when_the_augmentation_changes(tmp_path: Path, breast) -> None:
+    """A bundle edit that only changes the training augmentation (no option of the sweep) makes its results stale."""
+    weights = _save_backbone(tmp_path / "backbone.pt", seed=0)
+    _sweep(tmp_path / "eval", breast, weights, _transform(RandFlipd("image", prob=0.5, spatial_axis=0))).run()
+    stronger = _transform(RandFlipd("image", prob=1.0, spatial_axis=0))
+    with pytest.raises(StaleOutputError, match=r"transforms\.train"):
+        _sweep(tmp_path / "eval", breast, weights, stronger).run()
+
+
+def _finetune(
+    out: Path, items: list[dict], breast: dict, max_epochs: int, resume: bool = False, train_transform=None
+) -> FinetuneStage:
     return FinetuneStage(
         create_backbone("bit_resnet18", in_channels=1),
         2,
         items,
-        _transform(),
+        train_transform or _transform(),
         out,
         val_datalist=breast["val"],
         val_transform=_transform(),
@@ -126,6 +138,14 @@ def test_resume_never_picks_another_runs_checkpoint(data_dir: Path, tmp_path: Pa
     assert result["epochs"] == 1
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["checkpoint_1.pt"]
     assert json.loads((tmp_path / "history.json").read_text())["epoch"] == [1]
+
+
+def test_resume_refuses_checkpoints_trained_with_another_augmentation(tmp_path: Path, breast) -> None:
+    _finetune(tmp_path, breast["train"], breast, max_epochs=1).run()
+    flipped = _transform(RandFlipd("image", prob=1.0, spatial_axis=1))
+    with pytest.raises(StaleOutputError, match=r"transforms\.train"):
+        _finetune(tmp_path, breast["train"], breast, max_epochs=1, resume=True, train_transform=flipped).run()
+    assert _finetune(tmp_path, breast["train"], breast, max_epochs=1, resume=True).run()["epochs"] == 1  # resumes
 
 
 def test_interrupted_sweep_finetune_resumes_mid_run(tmp_path: Path, breast, monkeypatch) -> None:

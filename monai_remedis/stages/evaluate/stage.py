@@ -111,7 +111,8 @@ class EvaluateStage:
             model, test_transform, self.report.batch_size, self.runtime.device, self.report.n_boot
         )
         self.store = RunStore(
-            self.output_dir / "sweep", JobFingerprints.of(dataclasses.asdict(model), self.sweep, self.sweep_data)
+            self.output_dir / "sweep",
+            JobFingerprints.of(dataclasses.asdict(model), self.sweep, self.sweep_data, test_transform),
         )
         self._guard_checked = False
 

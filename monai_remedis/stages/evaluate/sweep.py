@@ -36,6 +36,7 @@ from monai_remedis.engines.fingerprint import (
     finished_run,
     make_fingerprint,
     record_fingerprint,
+    transform_digest,
 )
 from monai_remedis.engines.runtime import atomic_write_json, is_main_process, resolve_device
 from monai_remedis.evaluation.cache import decode_once
@@ -119,20 +120,29 @@ class JobFingerprints:
 
     config: Mapping[str, Any]
     data: Mapping[str, str | None]
+    transforms: Mapping[str, str | None] = dataclasses.field(default_factory=dict)
 
     @classmethod
-    def of(cls, model: Mapping[str, Any], sweep: SweepConfig, data: SweepData) -> JobFingerprints:
+    def of(
+        cls, model: Mapping[str, Any], sweep: SweepConfig, data: SweepData, eval_transform: Callable | None = None
+    ) -> JobFingerprints:
+        """Fingerprints of ``sweep``'s runs on ``data``; ``eval_transform`` scores validation and test images."""
         options = {
             k: v
             for k, v in dataclasses.asdict(sweep).items()
             if k not in ("inits", "fractions", "seeds", "baseline_init", "keep_checkpoints") and k not in VOLATILE_KEYS
         }
         digests = {name: datalist_digest(getattr(data, name)) for name in ("train", "val", "test")}
-        return cls({"model": dict(model), **options}, digests)
+        transforms = {
+            "train": transform_digest(data.train_transform or eval_transform, data.train),
+            "eval": transform_digest(eval_transform, data.test or data.val),
+        }
+        return cls({"model": dict(model), **options}, digests, transforms)
 
     def __call__(self, job: Job) -> dict[str, Any]:
         config = {**self.config, "init": job.init, "fraction": job.fraction, "seed": job.seed}
-        return {**make_fingerprint("sweep", config, {"init_weights": job.weights}), "data": dict(self.data)}
+        fingerprint = make_fingerprint("sweep", config, {"init_weights": job.weights})
+        return {**fingerprint, "data": dict(self.data), "transforms": dict(self.transforms)}
 
 
 class RunStore:
