@@ -28,6 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from monai_remedis.engines.fingerprint import file_digest
+
 
 def parse_pairs(items: list[str]) -> dict[str, str]:
     """``name=value`` strings to a dict."""
@@ -54,34 +56,70 @@ DATASET_OVERRIDES = {
 }
 
 
+JOB_FILE = "select_job.json"  # beside a finished run: the command and the init's SHA-256 that made it
+
+
+def check_reusable(run_root: Path, made_by: dict[str, Any]) -> None:
+    """A finished run is reused only when the same command made it from the same init weights.
+
+    Raises:
+        SystemExit: naming the folder and what differs (another init file under the same name, another setting).
+    """
+    stored_path = run_root / JOB_FILE
+    stored = json.loads(stored_path.read_text()) if stored_path.is_file() else None
+    if stored == made_by:
+        return
+    what = "it has no record of what made it" if stored is None else "it was made by " + (
+        "other init weights" if stored["weights_sha256"] != made_by["weights_sha256"] else "another command"
+    )  # fmt: skip
+    raise SystemExit(
+        f"{run_root} holds a finished fine-tune, but {what}; give another --work-dir or remove the folder."
+    )
+
+
 def run_one(args: argparse.Namespace, job: dict[str, Any]) -> dict[str, Any]:
     """Fine-tune one job in a subprocess (one thread) and return its best validation AUC."""
-    tag = "_".join(f"{k}{v}" for k, v in job["setting"].items())
-    run_root = Path(args.work_dir) / tag / job["init"] / f"f{job['fraction']:g}_s{job['seed']}"
+    run_root = run_folder(args, job)
     metrics_path = run_root / "finetune" / "metrics.json"
-    if not metrics_path.is_file():
-        command = [
-            sys.executable, "-m", "monai_remedis", "run", args.bundle, "finetune",
-            "--output_dir", str(run_root), "--finetune_init", job["weights"],
-            "--label_fraction", str(job["fraction"]), "--fraction_seed", str(job["seed"]), "--seed", str(job["seed"]),
-            "--log_every", "0", "--finetune#export_model", "$None",
-        ]  # fmt: skip
-        command += DATASET_OVERRIDES[args.dataset]
-        for key, value in job["setting"].items():
-            command += [f"--{key}", value]
+    made_by = job_record(args, job)
+    command = made_by["command"]
+    if metrics_path.is_file():
+        check_reusable(run_root, made_by)
+    else:
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         log = run_root.parent / f"{run_root.name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("w") as handle:
-            code = subprocess.call(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
+            code = subprocess.call([sys.executable, *command], stdout=handle, stderr=subprocess.STDOUT, env=env)
         if code != 0:
             raise SystemExit(f"fine-tune failed (exit {code}); see {log}")
+        (run_root / JOB_FILE).write_text(json.dumps(made_by, indent=2))
     if not args.keep_checkpoints:  # resume checkpoints: about 256 MB per run
         shutil.rmtree(run_root / "finetune" / "checkpoints", ignore_errors=True)
     metrics = json.loads(metrics_path.read_text())
     history = json.loads((run_root / "finetune" / "history.json").read_text())
     return {**job, "best_val_auc": metrics["best_val_auc"], "best_epoch": metrics["best_epoch"],
             "epochs": len(history["epoch"]), "num_labels": metrics["num_labels"]}  # fmt: skip
+
+
+def run_folder(args: argparse.Namespace, job: dict[str, Any]) -> Path:
+    """``<work-dir>/<setting>/<init>/f<fraction>_s<seed>``."""
+    tag = "_".join(f"{k}{v}" for k, v in job["setting"].items())
+    return Path(args.work_dir) / tag / job["init"] / f"f{job['fraction']:g}_s{job['seed']}"
+
+
+def job_record(args: argparse.Namespace, job: dict[str, Any]) -> dict[str, Any]:
+    """What makes a job's run: the fine-tune command (after ``python``) and the init's SHA-256."""
+    command = [
+        "-m", "monai_remedis", "run", args.bundle, "finetune",
+        "--output_dir", str(run_folder(args, job)), "--finetune_init", job["weights"],
+        "--label_fraction", str(job["fraction"]), "--fraction_seed", str(job["seed"]), "--seed", str(job["seed"]),
+        "--log_every", "0", "--finetune#export_model", "$None",
+    ]  # fmt: skip
+    command += DATASET_OVERRIDES[args.dataset]
+    for key, value in job["setting"].items():
+        command += [f"--{key}", value]
+    return {"command": command, "weights_sha256": file_digest(job["weights"])}
 
 
 def main() -> None:

@@ -3,6 +3,8 @@ computing the same SimCLR loss as ours (no timing is asserted), and the results 
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -92,6 +94,29 @@ def test_fine_tune_settings_are_every_combination_of_the_compared_values() -> No
     assert select_finetune.settings_grid([]) == [{}]
     with pytest.raises(SystemExit, match="expected name=value, got 'seed'"):
         select_finetune.settings_grid(["seed"])
+
+
+def test_fine_tune_selection_reuses_a_finished_run_only_from_the_same_command_and_weights(tmp_path: Path) -> None:
+    """A finished run is never reused for another init file saved under the same name (a retrained backbone)."""
+    weights = tmp_path / "backbone.pt"
+    weights.write_bytes(b"first backbone")
+    args = argparse.Namespace(work_dir=str(tmp_path / "work"), bundle="cxr", dataset="bundle", keep_checkpoints=False)
+    job = {"setting": {}, "init": "remedis", "weights": str(weights), "fraction": 0.01, "seed": 0}
+    run = tmp_path / "work" / "remedis" / "f0.01_s0" / "finetune"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps({"best_val_auc": 0.9, "best_epoch": 3, "num_labels": 48}))
+    (run / "history.json").write_text(json.dumps({"epoch": [1, 2, 3]}))
+    with pytest.raises(SystemExit, match="no record of what made it"):
+        select_finetune.run_one(args, job)
+    made_by = select_finetune.job_record(args, job)
+    (run.parent / select_finetune.JOB_FILE).write_text(json.dumps({**made_by, "command": ["--other", "setting"]}))
+    with pytest.raises(SystemExit, match="another command"):
+        select_finetune.run_one(args, job)
+    (run.parent / select_finetune.JOB_FILE).write_text(json.dumps(made_by))
+    assert select_finetune.run_one(args, job)["best_val_auc"] == 0.9  # same command and weights: reused
+    weights.write_bytes(b"retrained backbone")
+    with pytest.raises(SystemExit, match="other init weights"):
+        select_finetune.run_one(args, job)
 
 
 def test_results_benchmark_reuses_a_finished_stage_only_with_the_bundle_settings_that_made_it(tmp_path: Path) -> None:
