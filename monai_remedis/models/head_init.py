@@ -2,8 +2,10 @@
 
 LP-FT (Kumar et al., "Fine-Tuning can Distort Pretrained Features and Underperform Out-of-Distribution", ICLR 2022):
 fit the head on the frozen backbone's features first, then fine-tune everything, so the first steps start from a
-head that already fits. An option (``finetune_head_init: probe``), the same for every init; not the default: on
-our validation data one 1%-label fine-tune lost the probe's AUC within ten steps (docs/results.md).
+head that already fits. An option (``finetune_head_init: probe``), the same for every init, and the fundus bundle's
+default (chosen on RetinaMNIST validation data; base.yaml keeps BiT's zero head, see docs/results.md). The fine-tune
+validates the model before its first step (:func:`~monai_remedis.stages.supervised.run_classifier_engines`), so a
+run whose updates only lose the probe's validation AUC exports the probe itself.
 
 The probe is :func:`~monai_remedis.evaluation.linear_probe.train_linear_probe` (L-BFGS logistic regression, L2
 chosen by validation AUC) on the labelled subset's features under the deterministic evaluation transform. The

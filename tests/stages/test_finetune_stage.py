@@ -124,21 +124,28 @@ def test_probe_head_init_sees_only_the_labelled_subset(cxr_config, tmp_path: Pat
         return real(model, train, *args, **kwargs)
 
     monkeypatch.setattr(finetune, "probe_head_init", spy)
-    result = FinetuneStage(
+    optim = OptimConfig(max_epochs=1, batch_size=16, learning_rate=1e-4, optimizer="adamw", head_init="probe")
+    result = _cxr_finetune(cfg, tmp_path, optim, RuntimeConfig(log_every=0), label_fraction=0.25)
+    assert seen["train"] == result["num_labels"] == 32
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["head_init"] == "probe" and 0.0 < metrics["probe_val_auc"] <= 1.0
+
+
+def _cxr_finetune(cfg, output_dir: Path, optim: OptimConfig, runtime: RuntimeConfig, **options) -> dict:
+    """A cxr fine-tune from a random ``bit_resnet18`` drawn with seed 0 (config files seed before building it)."""
+    torch.manual_seed(0)
+    return FinetuneStage(
         create_backbone("bit_resnet18", in_channels=1),
         2,
         cfg.get_parsed_content("datalist#train"),
         cfg.get_parsed_content("train_transform"),
-        tmp_path,
+        output_dir,
         val_datalist=cfg.get_parsed_content("datalist#val"),
         val_transform=cfg.get_parsed_content("eval_transform"),
-        label_fraction=0.25,
-        optim=OptimConfig(max_epochs=1, batch_size=16, learning_rate=1e-4, optimizer="adamw", head_init="probe"),
-        runtime=RuntimeConfig(log_every=0),
+        optim=optim,
+        runtime=runtime,
+        **options,
     ).run()
-    assert seen["train"] == result["num_labels"] == 32
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["head_init"] == "probe" and 0.0 < metrics["probe_val_auc"] <= 1.0
 
 
 def test_an_lpft_run_keeps_its_probe_when_fine_tuning_only_makes_it_worse(
@@ -159,19 +166,8 @@ def test_an_lpft_run_keeps_its_probe_when_fine_tuning_only_makes_it_worse(
     monkeypatch.setattr(supervised, "attach_training_handlers", ruin_each_step)
 
     def run(head_init: str) -> dict:
-        torch.manual_seed(0)
-        return FinetuneStage(
-            create_backbone("bit_resnet18", in_channels=1),
-            2,
-            cfg.get_parsed_content("datalist#train"),
-            cfg.get_parsed_content("train_transform"),
-            tmp_path / head_init,
-            val_datalist=cfg.get_parsed_content("datalist#val"),
-            val_transform=cfg.get_parsed_content("eval_transform"),
-            label_fraction=0.5,
-            optim=OptimConfig(max_epochs=2, batch_size=16, optimizer="adamw", learning_rate=3e-4, head_init=head_init),
-            runtime=RuntimeConfig(log_every=0),
-        ).run()
+        optim = OptimConfig(max_epochs=2, batch_size=16, optimizer="adamw", learning_rate=3e-4, head_init=head_init)
+        return _cxr_finetune(cfg, tmp_path / head_init, optim, RuntimeConfig(log_every=0), label_fraction=0.5)
 
     lpft = run("probe")
     assert lpft["best_epoch"] == 0
@@ -189,18 +185,10 @@ def test_the_same_finetune_twice_gives_the_same_weights(cxr_config, tmp_path: Pa
     cfg = cxr_config(limit=64)
 
     def run(folder: str) -> dict:
-        torch.manual_seed(0)  # the random init of the backbone (config files seed before building anything)
-        return FinetuneStage(
-            create_backbone("bit_resnet18", in_channels=1),
-            2,
-            cfg.get_parsed_content("datalist#train"),
-            cfg.get_parsed_content("train_transform"),
-            tmp_path / folder,
-            val_datalist=cfg.get_parsed_content("datalist#val"),
-            val_transform=cfg.get_parsed_content("eval_transform"),
-            optim=OptimConfig(max_epochs=2, batch_size=16, optimizer="adamw", learning_rate=3e-4, head_init="probe"),
-            runtime=RuntimeConfig(log_every=0, seed=3, cache_decoded=cache_decoded),
-        ).run()
+        optim = OptimConfig(max_epochs=2, batch_size=16, optimizer="adamw", learning_rate=3e-4, head_init="probe")
+        return _cxr_finetune(
+            cfg, tmp_path / folder, optim, RuntimeConfig(log_every=0, seed=3, cache_decoded=cache_decoded)
+        )
 
     first, second = run("a"), run("b")
     assert first["best_val_auc"] == second["best_val_auc"]
