@@ -76,7 +76,8 @@ class OptimConfig:
         learning_rate: base learning rate (scaled by ``batch_size / 256`` when ``lr_scale_batch``).
         weight_decay: weight decay.
         warmup_epochs: linear warmup before cosine decay, in epochs.
-        min_steps: supervised runs: train at least this many optimiser steps (as BiT-HyperRule).
+        min_steps: supervised runs: schedule at least this many optimiser steps (as BiT-HyperRule); early stopping
+            (``patience``) may end a run sooner.
         lr_scale_batch: SimCLR's linear learning-rate scaling.
         label_smoothing: supervised runs: cross-entropy label smoothing.
         patience: supervised runs: stop when this many validations in a row bring no better validation AUC (0: train
