@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from monai.data import DataLoader, Dataset, list_data_collate
 
 from monai_remedis.data.duplicates import array_hash
+from monai_remedis.engines.fingerprint import transform_digest
 from monai_remedis.engines.runtime import atomic_torch_save
 from monai_remedis.evaluation.statistics import auc_score
 
@@ -152,8 +153,9 @@ def datalist_fingerprint(
     """Hash of a datalist's identity and of what ``transform`` makes of its first items.
 
     Items contribute their ``id``, ``label`` and image (in-memory pixels, or path + size + modification time);
-    the transformed first ``probe_items`` are hashed too, so changing the evaluation transform (size, intensity
-    window) changes the fingerprint without hashing every transformed image.
+    the transform's :func:`~monai_remedis.engines.fingerprint.transform_digest` on the first ``probe_items`` is
+    hashed too, so changing the evaluation transform (size, intensity window) changes the fingerprint without
+    hashing every transformed image.
 
     Args:
         datalist: items.
@@ -173,8 +175,7 @@ def datalist_fingerprint(
             image_key = array_hash(image) if image is not None else "none"
         digest.update(json.dumps([str(item.get("id")), str(item.get("label")), image_key]).encode())
     if transform is not None:
-        for item in list(datalist)[:probe_items]:
-            digest.update(array_hash(transform(dict(item))["image"]).encode())
+        digest.update(str(transform_digest(transform, datalist, probe_items)).encode())
     return digest.hexdigest()
 
 
