@@ -54,6 +54,9 @@ class HistoryRecorder:
     """Per-epoch averages of every scalar of ``engine.state.output`` (Ignite ``Average``), written to
     ``history.json`` atomically, together with the engine's scalar metrics (e.g. ``val_auc``).
 
+    Every series has one entry per epoch: ``null`` at an epoch where a metric was not in ``engine.state.metrics``
+    (a handler that measures every few epochs removes its value when the next epoch starts).
+
     On resume the earlier history is read back and cut to the epochs the resumed checkpoint covers (the later ones
     are trained again). Each epoch is written before that epoch's checkpoint, so a kill between the two writes
     never loses an epoch of history.
@@ -95,11 +98,14 @@ class HistoryRecorder:
         means = {}
         for key, average in self._averages.items():
             means[key] = float(average.compute())
-            self.history[key].append(means[key])
             average.reset()
-        for k, value in scalar_output(engine.state.metrics).items():  # e.g. val_auc set by validation
-            if k not in self._published:
-                self.history[k].append(value)
+        # e.g. val_auc, set by a validation that runs every few epochs: null at the epochs it did not run
+        measured = {k: v for k, v in scalar_output(engine.state.metrics).items() if k not in self._published}
+        epochs_before = len(self.history.get("epoch", []))
+        for key in dict.fromkeys([*self.history, *means, *measured]).keys() - {"epoch"}:
+            series = self.history[key]
+            series.extend([None] * (epochs_before - len(series)))  # a series that starts late
+            series.append(means.get(key, measured.get(key)))
         if self.publish:  # the epoch means as metrics: per-epoch values for MLflow/TensorBoard handlers after this
             published = {f"epoch_{k}": v for k, v in means.items()}
             engine.state.metrics.update(published)

@@ -169,6 +169,10 @@ def build_classifier_engines(
         def _report_to_trainer(engine: SupervisedEvaluator) -> None:  # history.json records val_auc per epoch
             trainer.state.metrics["val_auc"] = float(engine.state.metrics["val_auc"])
 
+        @trainer.on(Events.EPOCH_STARTED)
+        def _forget_last_validation(engine: SupervisedTrainer) -> None:  # no validation this epoch: no val_auc
+            engine.state.metrics.pop("val_auc", None)
+
         interval = max(1, max_epochs // max(1, runtime.val_evaluations))
         ValidationHandler(interval=interval, validator=evaluator, epoch_level=True).attach(trainer)
         if optim.patience > 0:

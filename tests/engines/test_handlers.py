@@ -28,6 +28,25 @@ def test_history_averages_every_scalar_per_epoch(tmp_path: Path) -> None:
     assert saved == {"loss": [2.0, 7.0], "lr": [0.1, 0.1], "epoch": [1, 2]}  # tensors of images are dropped
 
 
+def test_history_records_null_where_a_metric_was_not_measured(tmp_path: Path) -> None:
+    """A validation every second epoch must not show its last value again at the epochs in between."""
+    engine = _engine([1.0] * 6)
+
+    @engine.on(Events.EPOCH_STARTED)
+    def _forget(e: Engine) -> None:
+        e.state.metrics.pop("val_auc", None)
+
+    @engine.on(Events.EPOCH_COMPLETED(every=2))
+    def _validate(e: Engine) -> None:
+        e.state.metrics["val_auc"] = 0.5 + e.state.epoch / 10
+
+    HistoryRecorder(tmp_path / "history.json").attach(engine)
+    engine.run([0, 1], max_epochs=3)
+    saved = json.loads((tmp_path / "history.json").read_text())
+    assert saved["epoch"] == [1, 2, 3] and saved["val_auc"] == [None, 0.7, None]
+    assert len(saved["loss"]) == 3
+
+
 def test_history_resumes_and_drops_epochs_after_the_checkpoint(tmp_path: Path) -> None:
     path = tmp_path / "history.json"
     path.write_text(json.dumps({"loss": [2.0, 7.0, 8.0], "epoch": [1, 2, 3]}))

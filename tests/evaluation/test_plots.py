@@ -30,6 +30,8 @@ def _is_png_with_content(path: Path) -> bool:
 def test_history_curves(tmp_path: Path):
     history = {"epoch": [1, 2, 3], "loss": [5.0, 4.0, 3.5], "lr": [1e-3, 5e-4, 0.0], "knn_auc": [0.7, 0.8, 0.85]}
     assert _is_png_with_content(plot_history(history, tmp_path / "curves.png"))
+    validated_once = {"epoch": [1, 2, 3], "loss": [5.0, 4.0, 3.5], "val_auc": [None, 0.8, None]}  # as recorded
+    assert _is_png_with_content(plot_history(validated_once, tmp_path / "gaps.png"))
     with pytest.raises(ValueError, match="no epoch"):
         plot_history({"epoch": []}, tmp_path / "empty.png")
 

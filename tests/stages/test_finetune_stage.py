@@ -178,6 +178,15 @@ def test_an_lpft_run_keeps_its_probe_when_fine_tuning_only_makes_it_worse(
     assert zero["best_epoch"] >= 1 and zero["best_val_auc"] == pytest.approx(0.5)
 
 
+def test_history_holds_val_auc_only_for_the_epochs_that_were_validated(cxr_config, tmp_path: Path) -> None:
+    cfg = cxr_config(limit=64)
+    optim = OptimConfig(max_epochs=2, batch_size=16, optimizer="adamw", learning_rate=3e-4)
+    metrics = _cxr_finetune(cfg, tmp_path, optim, RuntimeConfig(log_every=0, val_evaluations=1))
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert history["epoch"] == [1, 2] and history["val_auc"][0] is None  # one validation, after epoch 2
+    assert history["val_auc"][1] == pytest.approx(metrics["best_val_auc"])
+
+
 @pytest.mark.parametrize("cache_decoded", [True, False])
 def test_the_same_finetune_twice_gives_the_same_weights(cxr_config, tmp_path: Path, cache_decoded: bool) -> None:
     """Run-to-run stability: the stage seeds itself and its augmentations, so the same settings give bit-identical
