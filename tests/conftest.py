@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,18 @@ import torch
 from monai_remedis.data.paths import PROJECT_ROOT, data_root
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _scratch_tmpdir(tmp_path_factory: pytest.TempPathFactory):
+    """Temporary files of the code under test (CLI error logs, torchrun's folders, subprocesses') go under pytest's
+    base temp, which pytest prunes, instead of piling up in the system's /tmp."""
+    scratch = tmp_path_factory.mktemp("scratch")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("TMPDIR", str(scratch))
+    patch.setattr(tempfile, "tempdir", str(scratch))
+    yield scratch
+    patch.undo()
 
 
 @pytest.fixture(scope="session")
