@@ -50,6 +50,10 @@ __all__ = [
 PLURALS = {"backbone": "backbones", "strategy": "strategies"}
 
 
+YAML_BOOLEANS = {"true": True, "false": False}
+"""Lower-case booleans as the bundles' YAML writes them; as strings they would both read as true."""
+
+
 def _parse_overrides(tokens: list[str]) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     i = 0
@@ -65,7 +69,7 @@ def _parse_overrides(tokens: list[str]) -> dict[str, Any]:
         try:
             overrides[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
-            overrides[key] = value
+            overrides[key] = YAML_BOOLEANS.get(value, value)  # --amp false: YAML's spelling of False
         if overrides[key] is None or value == "null":  # monai.bundle drops None (and keeps 'null' a string)
             overrides[key] = "$None"  # an expression sets None
         i += 1
@@ -87,14 +91,16 @@ def cmd_run(args: argparse.Namespace, rest: list[str]) -> int:
 def _run(args: argparse.Namespace, rest: list[str]) -> int:
     from monai.bundle import run
 
-    from monai_remedis.config_check import check_override_keys, merged_config, sibling_keys
+    from monai_remedis.config_check import check_override_keys, check_override_values, merged_config, sibling_keys
     from monai_remedis.engines.fingerprint import ON_STALE_ENV
 
     bundle = bundle_dir(args.bundle)
     files = bundle_config_files(bundle, args.stage, args.overlay)
     overrides = _parse_overrides(rest)
     names = [Path(f).name for f in files]
-    check_override_keys(overrides, merged_config(files), names, sibling_keys(files))  # --max_epoch: did you mean
+    config = merged_config(files)
+    check_override_keys(overrides, config, names, sibling_keys(files))  # --max_epoch: did you mean
+    check_override_values(overrides, config, names)  # --max_epochs three, --amp false
     if args.fresh:
         os.environ[ON_STALE_ENV] = "fresh"
     run(

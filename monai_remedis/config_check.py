@@ -11,6 +11,11 @@ by this stage.
 
 Nested keys (``--datalist#train``, ``--finetune_optim#max_epochs``) are checked level by level.
 
+A value of the wrong kind for a key whose default is a plain number or boolean is refused too
+(:func:`check_override_values`): ``--max_epochs three`` would fail deep inside a stage with "invalid literal for
+int()", and ``--amp false`` on ``python -m monai.bundle run`` would pass the string ``'false'``, which Python reads
+as true, so AMP would silently turn on (``monai-remedis run`` reads ``true``/``false`` as booleans itself).
+
 ``python -m monai.bundle run`` cannot set a key to None: fire turns ``None`` into Python's None, which MONAI drops
 (the default stays, silently), and ``null`` into the string ``'null'``. :func:`check_bundle_argv` refuses both with
 the form that works, ``'$None'`` (``monai-remedis run`` maps ``None``/``null`` to it itself).
@@ -39,6 +44,10 @@ NULL_VALUES = frozenset({"None", "null"})
 
 class NullOverrideError(ValueError):
     """``--key None``/``--key null`` on ``python -m monai.bundle run``; the message gives the ``'$None'`` form."""
+
+
+class OverrideValueError(ValueError):
+    """An override's value is not of the kind its key's default is (a number, an integer, True/False)."""
 
 
 class UnknownOverrideError(KeyError):
@@ -105,6 +114,67 @@ def check_override_keys(
             )
 
 
+EXPRESSION_PREFIXES = ("$", "@", "%")
+"""Override values that MONAI evaluates or references: their kind is known only once resolved."""
+
+
+def _default_of(key: str, config: Mapping[str, Any]) -> Any:
+    """The raw default of ``key`` (``a#b``) in ``config``, or None when there is none."""
+    node: Any = config
+    for part in key.split("#"):
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.lstrip("-").isdigit() and -len(node) <= int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    return node
+
+
+def _expected_kind(default: Any) -> tuple[str, tuple[type, ...]] | None:
+    """What an override of a key with this default must be: a description and the accepted types."""
+    if isinstance(default, bool):
+        return "True or False", (bool,)
+    if isinstance(default, int):
+        return "an integer", (int,)
+    if isinstance(default, float):
+        return "a number", (int, float)
+    return None  # strings, lists, sections, expressions: not checked
+
+
+def check_override_values(overrides: Mapping[str, Any], config: Mapping[str, Any], files: Sequence[str] = ()) -> None:
+    """Refuse an override whose value is not of the kind of its key's default.
+
+    Only keys whose default is a plain boolean, integer or number are checked, and values that are expressions
+    (``$...``, ``@...``) are left to MONAI.
+
+    Args:
+        overrides: override key -> value as parsed (``3``, ``'three'``, ``False``, ``'false'``).
+        config: the merged raw config the overrides apply to.
+        files: the config files, named in the message.
+
+    Raises:
+        OverrideValueError: naming the key, the value given, the kind expected and the default.
+    """
+    for key, value in overrides.items():
+        if key in RUN_ARGUMENTS or key in TRACKING_KEYS or key.startswith("_meta_"):
+            continue
+        if isinstance(value, str) and value.startswith(EXPRESSION_PREFIXES):
+            continue
+        default = _default_of(key, config)
+        expected = _expected_kind(default)
+        if expected is None:
+            continue
+        description, types = expected
+        if isinstance(value, types) and (bool in types or not isinstance(value, bool)):
+            continue
+        where = f" (in {', '.join(files)})" if files else ""
+        hint = " (As a string it would read as true.)" if bool in types and isinstance(value, str) else ""
+        raise OverrideValueError(
+            f"--{key} {value!r}: expected {description}, like its default {default!r}{where}.{hint}"
+        )
+
+
 def merged_config(files: Sequence[str]) -> dict[str, Any]:
     """The raw (unresolved) config of ``files`` merged as ``monai.bundle`` merges them."""
     from monai.bundle import ConfigParser
@@ -165,6 +235,7 @@ def check_bundle_argv(argv: Sequence[str]) -> None:
     Raises:
         NullOverrideError: a value is ``None`` or ``null`` (MONAI would drop it or pass the string).
         UnknownOverrideError: as :func:`check_override_keys`.
+        OverrideValueError: as :func:`check_override_values`.
     """
     if not argv or argv[0] != "run":
         return
@@ -179,4 +250,16 @@ def check_bundle_argv(argv: Sequence[str]) -> None:
         )
     keys = list(overrides)
     if keys and files:
-        check_override_keys(keys, merged_config(files), files, sibling_keys(files))
+        config = merged_config(files)
+        check_override_keys(keys, config, files, sibling_keys(files))
+        check_override_values({k: _as_typed(v) for k, v in overrides.items()}, config, files)
+
+
+def _as_typed(value: str) -> Any:
+    """An argv value as ``python -m monai.bundle run`` (fire) passes it: a Python literal when it is one."""
+    import ast
+
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return value

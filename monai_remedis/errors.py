@@ -110,14 +110,19 @@ def guard_bundle_cli(argv: list[str] | None = None) -> None:
     """Hooks for ``python -m monai.bundle run``: the short error report and the override-key check.
 
     An unknown override key exits at once (status 1) with the did-you-mean message, a ``None``/``null`` value with
-    the ``'$None'`` form that works.
+    the ``'$None'`` form that works, a value of the wrong kind (``--amp false``) with the kind expected.
     """
-    from monai_remedis.config_check import NullOverrideError, UnknownOverrideError, check_bundle_argv
+    from monai_remedis.config_check import (
+        NullOverrideError,
+        OverrideValueError,
+        UnknownOverrideError,
+        check_bundle_argv,
+    )
 
     install_excepthook()
     try:
         check_bundle_argv(sys.argv[1:] if argv is None else argv)
-    except (UnknownOverrideError, NullOverrideError) as exc:
+    except (UnknownOverrideError, NullOverrideError, OverrideValueError) as exc:
         print(f"monai-remedis: error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(1) from None
     except Exception:  # noqa: BLE001 - the check must never break a run it cannot parse

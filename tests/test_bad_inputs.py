@@ -25,7 +25,13 @@ from PIL import Image
 from monai_remedis.backbones import create_backbone, load_backbone_weights
 from monai_remedis.backbones.weights import WeightsLoadError
 from monai_remedis.cli import main as cli_main
-from monai_remedis.config_check import UnknownOverrideError, check_bundle_argv
+from monai_remedis.config_check import (
+    OverrideValueError,
+    UnknownOverrideError,
+    check_bundle_argv,
+    check_override_values,
+    merged_config,
+)
 from monai_remedis.configs import bundle_config_files, bundle_dir
 from monai_remedis.data import EnsureImaged, medmnist_datalist, table_datalist
 from monai_remedis.data.paths import PROJECT_ROOT
@@ -318,6 +324,52 @@ def test_misspelt_override_is_refused_by_monai_bundle_run_too() -> None:
         check_bundle_argv(["run", "--config_file", files, "--ssl_epoch", "1"])
 
 
+@pytest.mark.parametrize(
+    "override, value, expected",
+    [
+        ("amp", "no", "expected True or False, like its default False"),  # 'no' is a true string
+        ("linear_probe", "off", "expected True or False"),
+        ("max_epochs", "three", "expected an integer, like its default 3"),
+        ("max_epochs", "2.5", "expected an integer"),
+        ("ssl_learning_rate", "fast", "expected a number"),
+    ],
+)
+def test_override_of_the_wrong_kind_is_refused_naming_the_key(capsys, override: str, value: str, expected: str) -> None:
+    """--amp no passed the string 'no' (true in Python: AMP on); --max_epochs three failed deep in a stage with
+    "invalid literal for int()" and no key named."""
+    assert cli_main(["run", "cxr", "finetune", f"--{override}", value]) == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"monai-remedis: error: OverrideValueError: --{override} ") and expected in last
+
+
+def test_override_values_of_the_right_kind_and_expressions_pass() -> None:
+    config = merged_config(bundle_config_files(bundle_dir("cxr"), "finetune"))
+    check_override_values(
+        {
+            "amp": True,
+            "max_epochs": 2,
+            "ssl_learning_rate": 1,  # an integer is a number
+            "finetune_backbone_lr_scale": 0.1,
+            "batch_size": "$4 * 8",  # expressions are MONAI's to resolve
+            "finetune_optim#max_epochs": 5,  # default '@finetune_epochs': not checked
+            "output_dir": "runs/x",
+            "sweep_seeds": [0, 1],
+        },
+        config,
+    )
+    with pytest.raises(OverrideValueError, match=r"--amp 1: expected True or False"):
+        check_override_values({"amp": 1}, config)
+    with pytest.raises(OverrideValueError, match=r"--max_epochs True: expected an integer"):
+        check_override_values({"max_epochs": True}, config)
+
+
+def test_override_of_the_wrong_kind_is_refused_by_monai_bundle_run_too() -> None:
+    files = str(bundle_config_files(bundle_dir("cxr"), "finetune"))
+    with pytest.raises(OverrideValueError, match=r"--amp 'false': expected True or False"):
+        check_bundle_argv(["run", "--config_file", files, "--amp", "false"])
+    check_bundle_argv(["run", "--config_file", files, "--amp", "False", "--max_epochs", "2", "--seed", "3"])
+
+
 def test_stage_failure_ends_with_the_cause_not_monais_wrapper(tmp_path: Path) -> None:
     """A bad --finetune_init: the last line names the file; the traceback goes to a log file."""
     result = subprocess.run(
@@ -382,6 +434,17 @@ def test_none_override_is_not_dropped_by_monai_bundle() -> None:
     assert _parse_overrides(["--ssl_init", "null", "--strategy", "nullable"]) == {
         "ssl_init": "$None",  # null (YAML's spelling) means None too
         "strategy": "nullable",
+    }
+
+
+def test_yaml_booleans_on_the_command_line_are_booleans() -> None:
+    """README's ``--tensorboard false`` passed the string 'false', which reads as true: TensorBoard stayed on."""
+    from monai_remedis.cli import _parse_overrides
+
+    assert _parse_overrides(["--tensorboard", "false", "--resume", "true", "--amp", "False"]) == {
+        "tensorboard": False,
+        "resume": True,
+        "amp": False,
     }
 
 
