@@ -67,19 +67,28 @@ def _unknown_path(key: str, config: Mapping[str, Any], siblings: Iterable[str] =
     node: Any = config
     parts = key.split("#")
     for depth, part in enumerate(parts):
-        prefix = "#".join(parts[:depth])
-        if isinstance(node, Mapping):
-            if part not in node:
+        found, child = _child(node, part)
+        if not found:
+            prefix = "#".join(parts[:depth])
+            if isinstance(node, Mapping):
                 known = [*node, *siblings] if depth == 0 else node
-                return "#".join(parts[: depth + 1]), _suggest(part, known, f"{prefix}#" if prefix else "")
-            node = node[part]
-        elif isinstance(node, list):
-            if not (part.lstrip("-").isdigit() and -len(node) <= int(part) < len(node)):
-                return "#".join(parts[: depth + 1]), f" '{prefix}' is a list of {len(node)} entries."
-            node = node[int(part)]
-        else:
-            return "#".join(parts[: depth + 1]), f" '{prefix}' is a value, not a section."
+                hint = _suggest(part, known, f"{prefix}#" if prefix else "")
+            elif isinstance(node, list):
+                hint = f" '{prefix}' is a list of {len(node)} entries."
+            else:
+                hint = f" '{prefix}' is a value, not a section."
+            return "#".join(parts[: depth + 1]), hint
+        node = child
     return None
+
+
+def _child(node: Any, part: str) -> tuple[bool, Any]:
+    """``(True, node[part])`` for a section's key or a list's index (``-1`` too), else ``(False, None)``."""
+    if isinstance(node, Mapping) and part in node:
+        return True, node[part]
+    if isinstance(node, list) and part.lstrip("-").isdigit() and -len(node) <= int(part) < len(node):
+        return True, node[int(part)]
+    return False, None
 
 
 def check_override_keys(
@@ -122,11 +131,8 @@ def _default_of(key: str, config: Mapping[str, Any]) -> Any:
     """The raw default of ``key`` (``a#b``) in ``config``, or None when there is none."""
     node: Any = config
     for part in key.split("#"):
-        if isinstance(node, Mapping) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.lstrip("-").isdigit() and -len(node) <= int(part) < len(node):
-            node = node[int(part)]
-        else:
+        found, node = _child(node, part)
+        if not found:
             return None
     return node
 
@@ -252,14 +258,6 @@ def check_bundle_argv(argv: Sequence[str]) -> None:
     if keys and files:
         config = merged_config(files)
         check_override_keys(keys, config, files, sibling_keys(files))
-        check_override_values({k: _as_typed(v) for k, v in overrides.items()}, config, files)
+        from fire.parser import DefaultParseValue  # the values as monai.bundle's fire will pass them
 
-
-def _as_typed(value: str) -> Any:
-    """An argv value as ``python -m monai.bundle run`` (fire) passes it: a Python literal when it is one."""
-    import ast
-
-    try:
-        return ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return value
+        check_override_values({k: DefaultParseValue(v) for k, v in overrides.items()}, config, files)

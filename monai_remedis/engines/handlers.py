@@ -102,7 +102,7 @@ class HistoryRecorder:
         # e.g. val_auc, set by a validation that runs every few epochs: null at the epochs it did not run
         measured = {k: v for k, v in scalar_output(engine.state.metrics).items() if k not in self._published}
         epochs_before = len(self.history.get("epoch", []))
-        for key in dict.fromkeys([*self.history, *means, *measured]).keys() - {"epoch"}:
+        for key in [k for k in dict.fromkeys([*self.history, *means, *measured]) if k != "epoch"]:
             series = self.history[key]
             series.extend([None] * (epochs_before - len(series)))  # a series that starts late
             series.append(means.get(key, measured.get(key)))
