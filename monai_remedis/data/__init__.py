@@ -19,7 +19,7 @@ from monai_remedis.data.builders import (
     table_datalist,
     write_datalist,
 )
-from monai_remedis.data.color import RandColorJitterd, RandGrayscaled
+from monai_remedis.data.color import Grayscaled, RandColorJitterd, RandGrayscaled
 from monai_remedis.data.fractions import label_fraction
 from monai_remedis.data.multi_instance import MultiInstanceDataset
 from monai_remedis.data.readers import MedicalDicomReader, MedicalImageReader, TiffReader, check_readable, read_image
@@ -28,6 +28,7 @@ from monai_remedis.data.transforms import EnsureImaged, MultiViewd
 
 __all__ = [
     "EnsureImaged",
+    "Grayscaled",
     "MedicalDicomReader",
     "MedicalImageReader",
     "MultiInstanceDataset",

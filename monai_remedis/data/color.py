@@ -1,4 +1,4 @@
-"""Colour distortion for RGB images: brightness/contrast/saturation/hue jitter and random grayscale.
+"""Colour distortion for RGB images: brightness/contrast/saturation/hue jitter, and grayscale (random or always).
 
 REMEDIS (Azizi et al. 2023), following SimCLR (Chen et al. 2020), distorts colour in its contrastive views. MONAI
 has intensity transforms (``RandScaleIntensity``, ``RandAdjustContrast``, ``RandHistogramShift``) but no hue or
@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 import torch
 from monai.config import KeysCollection
-from monai.transforms import MapTransform, RandomizableTransform
+from monai.transforms import MapTransform, RandomizableTransform, Transform
 from monai.utils import convert_to_dst_type, convert_to_tensor
 from torchvision.transforms.v2 import functional as tvf
 
-__all__ = ["RandColorJitter", "RandColorJitterd", "RandGrayscale", "RandGrayscaled"]
+__all__ = ["Grayscale", "Grayscaled", "RandColorJitter", "RandColorJitterd", "RandGrayscale", "RandGrayscaled"]
 
 _OPS = ("brightness", "contrast", "saturation", "hue")
 
@@ -39,6 +39,13 @@ def _as_float_tensor(img: Any) -> torch.Tensor:
 def _check_rgb(image: torch.Tensor, what: str) -> None:
     if image.ndim != 3 or image.shape[0] != 3:
         raise ValueError(f"{what} needs a 2D RGB image of shape (3, H, W), got {tuple(image.shape)}.")
+
+
+def _luminance(img: Any, what: str) -> Any:
+    """ITU-R 601 luminance of an RGB image, repeated on the three channels, in the input's type."""
+    out = _as_float_tensor(img)
+    _check_rgb(out, what)
+    return convert_to_dst_type(tvf.rgb_to_grayscale(out, num_output_channels=3), img)[0]
 
 
 class RandColorJitter(RandomizableTransform):
@@ -115,9 +122,37 @@ class RandGrayscale(RandomizableTransform):
             self.randomize(None)
         if not self._do_transform:
             return img
-        out = _as_float_tensor(img)
-        _check_rgb(out, "RandGrayscale")
-        return convert_to_dst_type(tvf.rgb_to_grayscale(out, num_output_channels=3), img)[0]
+        return _luminance(img, "RandGrayscale")
+
+
+class Grayscale(Transform):
+    """Replace an RGB image by its luminance (ITU-R 601 weights), repeated on the three channels.
+
+    Not random, so adding it to a ``Compose`` leaves the random streams of the other transforms unchanged. Stage 1
+    uses it (``natural_grayscale``) to train an RGB backbone on the luminance that grayscale modalities will give it.
+    """
+
+    def __call__(self, img: Any) -> Any:
+        return _luminance(img, "Grayscale")
+
+
+class Grayscaled(MapTransform):
+    """Dictionary version of :class:`Grayscale`.
+
+    Args:
+        keys: image keys.
+        allow_missing_keys: don't fail when a key is absent.
+    """
+
+    def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.transform = Grayscale()
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.transform(d[key])
+        return d
 
 
 class _RandDictWrapper(RandomizableTransform, MapTransform):

@@ -1,6 +1,7 @@
 """What every bundle promises about its data: in-memory arrays and image files load as the same tensors in MONAI's
 ``(C, x, y[, z])`` layout, a horizontal flip mirrors left and right, and any datalist -- default or overridden --
-goes through the pixel check, so an image in two splits is refused naming both entries."""
+goes through the pixel check, so an image in two splits is refused naming both entries; stage 1's grey option
+(``natural_grayscale``) shows it the luminance of the crops it would have seen in colour."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import torch
 from monai.transforms import Flipd, RandFlipd
 from PIL import Image
 
-from monai_remedis.data.builders import export_npz_splits, npz_splits
+from monai_remedis.data.builders import export_npz_splits, natural_image_npz_datalist, npz_splits
+from monai_remedis.data.color import Grayscale
 from monai_remedis.data.paths import PROJECT_ROOT
 
 BUNDLES = sorted(p.parent.parent.name for p in (PROJECT_ROOT / "bundles").glob("*/configs/common.yaml"))
@@ -76,6 +78,21 @@ def test_every_2d_bundle_flips_horizontally_on_spatial_axis_0(bundle_config, bun
     for name in ("ssl_view_transform", "train_transform"):
         assert _flip_axes(cfg.get_parsed_content(name)) == FLIP_AXES[bundle], f"{bundle}: {name}"
     assert _flip_axes(cfg.get_parsed_content("natural_train_transform")) == {0}  # CIFAR: left-right only
+
+
+def test_natural_grayscale_shows_stage_1_the_luminance_of_the_same_augmented_images(
+    bundle_config, data_dir: Path
+) -> None:
+    items = natural_image_npz_datalist(data_dir / "cifar10_subset" / "cifar10_subset.npz", "train", limit=4)
+    for name in ("natural_train_transform", "natural_load_transform"):
+        colour, grey = (
+            bundle_config("cxr", "pretrain", natural_grayscale=flag).get_parsed_content(name) for flag in (False, True)
+        )
+        seen = [[torch.as_tensor(t.set_random_state(7)(dict(item))["image"]) for item in items] for t in (colour, grey)]
+        assert max(float((image[0] - image[1]).abs().max()) for image in seen[0]) > 0.1, "CIFAR images are in colour"
+        for in_colour, in_grey in zip(*seen, strict=True):
+            assert in_grey.shape == (3, 32, 32)
+            torch.testing.assert_close(in_grey, Grayscale()(in_colour), atol=1e-5, rtol=0)
 
 
 def test_spatial_axis_0_is_the_left_right_mirror_of_a_file_and_of_an_array(

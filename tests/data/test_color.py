@@ -8,9 +8,17 @@ import numpy as np
 import pytest
 import torch
 from monai.data import MetaTensor
+from monai.transforms import Compose, Randomizable, RandSpatialCropd
 from PIL import Image
 
-from monai_remedis.data.color import RandColorJitter, RandColorJitterd, RandGrayscale, RandGrayscaled
+from monai_remedis.data.color import (
+    Grayscale,
+    Grayscaled,
+    RandColorJitter,
+    RandColorJitterd,
+    RandGrayscale,
+    RandGrayscaled,
+)
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +65,27 @@ def test_grayscale_uses_luminance_weights_on_three_equal_channels(lesion: torch.
     assert RandGrayscale(prob=0.0)(lesion) is lesion
 
 
+def test_grayscaled_always_converts_and_leaves_the_other_transforms_random_draws_alone(lesion: torch.Tensor) -> None:
+    out = Grayscaled("image")({"image": MetaTensor(lesion.clone())})["image"]
+    assert isinstance(out, MetaTensor)
+    torch.testing.assert_close(out.as_tensor(), RandGrayscale(prob=1.0)(lesion))
+    assert not isinstance(Grayscaled("image"), Randomizable)
+
+    def crops(*first: object) -> torch.Tensor:
+        pipeline = Compose([*first, RandSpatialCropd("image", roi_size=(64, 64), random_size=False)])
+        return pipeline.set_random_state(3)({"image": lesion})["image"]
+
+    # a seeded pipeline crops the same place with or without the grey step in front of it
+    torch.testing.assert_close(torch.as_tensor(crops(Grayscaled("image"))), Grayscale()(crops()))
+
+
 def test_non_rgb_images_and_bad_strengths_are_refused() -> None:
     with pytest.raises(ValueError, match="3 channels"):
         RandColorJitter(prob=1.0)(torch.rand(1, 8, 8))
     with pytest.raises(ValueError, match="RGB"):
         RandGrayscale(prob=1.0)(torch.rand(1, 8, 8))
+    with pytest.raises(ValueError, match="Grayscale needs a 2D RGB image"):
+        Grayscale()(torch.rand(1, 8, 8))
     with pytest.raises(ValueError, match="hue <= 0.5"):
         RandColorJitter(hue=0.6)
     # brightness/contrast alone work on one channel (grayscale modalities)
