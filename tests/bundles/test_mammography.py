@@ -92,6 +92,7 @@ def test_ssl_stage_runs_through_monai_bundle_on_mini_mias(tmp_path: Path) -> Non
     load_backbone_weights(create_backbone("bit_resnet18", in_channels=1), tmp_path / "ssl" / "backbone.pt")
 
 
+@pytest.mark.slow  # PGM reading and label_from are unit-tested in tests/data; this is their end-to-end run
 def test_ssl_stage_runs_on_the_original_pgm_files(tmp_path: Path, data_dir: Path) -> None:
     """original_pgm/ has no class folders: the class comes from the file name (mdb001_benign.pgm)."""
     overrides = {
