@@ -11,9 +11,25 @@ Python API::
 
 from __future__ import annotations
 
-from monai_remedis.inference.api import embed, image_items, predict_probabilities, unlabelled
-from monai_remedis.inference.bundle import BundleModel, load_bundle_model
-from monai_remedis.inference.export import export_bundle_model
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from monai_remedis.inference.api import embed, image_items, predict_probabilities, unlabelled
+    from monai_remedis.inference.bundle import BundleModel, load_bundle_model
+    from monai_remedis.inference.export import export_bundle_model
+
+# The API is imported on first use, so that ``monai_remedis.inference.cli`` (parsed by every ``monai-remedis``
+# command) does not import MONAI and torch for commands that only print, such as ``monai-remedis configs``.
+_API = {
+    "embed": "api",
+    "image_items": "api",
+    "predict_probabilities": "api",
+    "unlabelled": "api",
+    "BundleModel": "bundle",
+    "load_bundle_model": "bundle",
+    "export_bundle_model": "export",
+}
 
 __all__ = [
     "BundleModel",
@@ -24,3 +40,9 @@ __all__ = [
     "predict_probabilities",
     "unlabelled",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        return getattr(importlib.import_module(f"{__name__}.{_API[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

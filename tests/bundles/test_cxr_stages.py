@@ -4,6 +4,7 @@ PneumoniaMNIST, reading only the previous stage's checkpoint; the CLI shortcut r
 from __future__ import annotations
 
 import ast
+import subprocess
 import sys
 from pathlib import Path
 
@@ -47,6 +48,22 @@ def test_cli_shortcut_assembles_the_bundle_files() -> None:
         assert "cxr" in str(err)
     else:
         raise AssertionError("unknown bundle accepted")
+
+
+def test_configs_command_answers_without_importing_monai_or_torch() -> None:
+    """README passes ``$(python -m monai_remedis configs cxr ssl)`` to ``monai.bundle run``: the list is printed
+    without loading MONAI and torch (seconds per call), including by the ``embed``/``predict`` sub-parsers."""
+    code = (
+        "import sys\n"
+        "from monai_remedis.cli import main\n"
+        "assert main(['configs', 'cxr', 'ssl']) == 0\n"
+        "print(sorted(m for m in ('monai', 'torch') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    printed, loaded = result.stdout.strip().splitlines()
+    assert ast.literal_eval(printed) == bundle_config_files(bundle_dir("cxr"), "ssl")
+    assert loaded == "[]"
 
 
 def test_configs_command_prints_the_list_monai_bundle_run_takes(capsys) -> None:
