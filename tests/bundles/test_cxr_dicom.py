@@ -102,6 +102,7 @@ def test_a_train_test_leak_in_the_json_datalist_is_refused_naming_both_entries(
     assert "train[0] (RG1_UNCI.dcm) has the same pixels as test[0] (re_exported.dcm)" in str(err.value.__cause__)
 
 
+@pytest.mark.slow  # the overlay's loading and refusals are tested in-process above; this is its end-to-end run
 def test_ssl_runs_on_the_dicom_datalist_through_monai_bundle(dicom_datalist: Path, tmp_path: Path) -> None:
     overrides = {
         "datalist_file": str(dicom_datalist),
