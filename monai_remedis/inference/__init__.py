@@ -43,6 +43,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    """Import the API name ``name`` from its module on first use."""
     if name in _API:
         return getattr(importlib.import_module(f"{__name__}.{_API[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
