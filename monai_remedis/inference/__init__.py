@@ -12,16 +12,11 @@ Python API::
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from monai_remedis.inference.api import embed, image_items, predict_probabilities, unlabelled
-    from monai_remedis.inference.bundle import BundleModel, load_bundle_model
-    from monai_remedis.inference.export import export_bundle_model
+from typing import Any
 
 # The API is imported on first use, so that ``monai_remedis.inference.cli`` (parsed by every ``monai-remedis``
 # command) does not import MONAI and torch for commands that only print, such as ``monai-remedis configs``.
-_API = {
+_API = {  # name -> the module of this package that defines it
     "embed": "api",
     "image_items": "api",
     "predict_probabilities": "api",
@@ -31,15 +26,7 @@ _API = {
     "export_bundle_model": "export",
 }
 
-__all__ = [
-    "BundleModel",
-    "embed",
-    "export_bundle_model",
-    "image_items",
-    "load_bundle_model",
-    "predict_probabilities",
-    "unlabelled",
-]
+__all__ = sorted(_API, key=str.lower)
 
 
 def __getattr__(name: str) -> Any:
